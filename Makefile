@@ -1,0 +1,39 @@
+# The README's two commands: `make demo` and `make test`. Both create .venv themselves.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Extra pip requirement for a matrix leg, e.g. "Django>=6,<7".
+DJANGO_SPEC ?=
+
+.PHONY: demo test test-newest test-reliability lint format bench clean
+
+$(STAMP): requirements.txt setup.cfg
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt $(if $(DJANGO_SPEC),"$(DJANGO_SPEC)")
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo_setup
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+# The whole suite: once on SQLite with in-process counters, once on PostgreSQL with Redis.
+test: lint
+	$(PY) tests/run_suites.py
+
+# The newest Django on the newest Python 3.12+ found on this machine.
+test-newest:
+	$(MAKE) test VENV=.venv-newest PYTHON="$$(sh tests/newest_python.sh)" DJANGO_SPEC="Django>=6,<7"
+
+clean:
+	rm -rf .venv .venv-newest demo.sqlite3

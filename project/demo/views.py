@@ -1,0 +1,88 @@
+"""The demo API: one endpoint per case of the source documents."""
+
+import hmac
+import secrets
+
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ratelimit_app.credentials import client_credentials
+
+MAX_CLIENT_ID_LENGTH = 255
+
+
+class GroupView(APIView):
+    """A DRF view whose endpoint group names its limits."""
+
+    ratelimit_group = "standard"
+
+    def get(self, request, *args, **kwargs):
+        return Response({"ok": True, "group": self.ratelimit_group})
+
+    def post(self, request, *args, **kwargs):
+        return Response({"ok": True, "group": self.ratelimit_group}, status=201)
+
+
+class StatusView(GroupView):
+    ratelimit_group = "standard"
+    http_method_names = ["get", "head", "options"]
+
+
+class MessagesView(GroupView):
+    ratelimit_group = "messaging"
+
+
+class MediaView(GroupView):
+    ratelimit_group = "media"
+    http_method_names = ["post", "options"]
+
+
+class LicenseView(GroupView):
+    ratelimit_group = "license"
+    http_method_names = ["post", "options"]
+
+
+class OtpTestView(GroupView):
+    ratelimit_group = "otp"
+    http_method_names = ["post", "options"]
+
+
+class AcpGroupView(GroupView):
+    """``/acp/<group>/ping``: one endpoint per ACP API group."""
+
+    def initial(self, request, *args, **kwargs):
+        self.ratelimit_group = kwargs["group"]
+        super().initial(request, *args, **kwargs)
+
+
+def _oauth_error(code, description, status=400):
+    return JsonResponse({"error": code, "error_description": description}, status=status)
+
+
+@csrf_exempt
+@require_POST
+def token_view(request):
+    """OAuth2 client-credentials grant: 400 with an OAuth2 error body on bad credentials."""
+    pair = client_credentials(request)
+    if pair is None:
+        return _oauth_error("invalid_request", "Send client_id and client_secret.")
+    client_id, client_secret = pair
+    if len(client_id) > MAX_CLIENT_ID_LENGTH:
+        return _oauth_error("invalid_request", "client_id is too long.")
+    expected = settings.DEMO_OAUTH_CLIENTS.get(client_id)
+    if expected is None or not hmac.compare_digest(
+        expected.encode(), client_secret.encode("utf-8", "surrogatepass")
+    ):
+        return _oauth_error("invalid_client", "Client authentication failed.")
+    return JsonResponse(
+        {"access_token": secrets.token_urlsafe(32), "token_type": "Bearer", "expires_in": 3600}
+    )
+
+
+def hello(request):
+    """A plain Django (non-DRF) view; its group comes from the path patterns."""
+    return HttpResponse("Hello from a plain Django view.\n", content_type="text/plain")

@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.urls import path
+
+from project.demo import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("connect/token", views.token_view, name="token"),
+    path("v1/status", views.StatusView.as_view(), name="status"),
+    path("v1/messages", views.MessagesView.as_view(), name="messages"),
+    path("v1/media", views.MediaView.as_view(), name="media"),
+    path("v1/licenses/validate", views.LicenseView.as_view(), name="license-validate"),
+    path("v1/licenses/activate", views.LicenseView.as_view(), name="license-activate"),
+    path("test", views.OtpTestView.as_view(), name="otp-test"),
+    path("acp/<slug:group>/ping", views.AcpGroupView.as_view(), name="acp-ping"),
+    path("hello", views.hello, name="hello"),
+]

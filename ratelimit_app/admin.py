@@ -1,0 +1,234 @@
+"""The operators' admin: tiers with their limits, tenants with overrides and keys, bans."""
+
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.html import format_html
+
+from ratelimit_app import bans, hashing
+from ratelimit_app.models import (
+    ApiKey,
+    BanRule,
+    CredentialBan,
+    EndpointGroup,
+    Limit,
+    Tenant,
+    Tier,
+)
+
+LIMIT_FIELDS = ("group", "scope", "algorithm", "rate", "period", "burst", "enabled", "shadow")
+
+
+class TierLimitInline(admin.TabularInline):
+    model = Limit
+    fk_name = "tier"
+    fields = LIMIT_FIELDS
+    extra = 0
+    verbose_name_plural = "limits"
+
+
+class TenantOverrideInline(admin.TabularInline):
+    model = Limit
+    fk_name = "tenant"
+    fields = LIMIT_FIELDS
+    extra = 0
+    verbose_name = "override"
+    verbose_name_plural = "overrides (replace the tier's limit with the same group, scope, period)"
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    fields = ("name", "prefix", "created_at", "revoked")
+    readonly_fields = ("prefix", "created_at")
+    extra = 0
+
+
+def _issue_key(request, key):
+    """Give a new ApiKey its secret and show the secret once, to this operator only."""
+    prefix, secret = hashing.new_api_key()
+    key.prefix = prefix
+    key.hashed_secret = hashing.hash_api_key(secret)
+    key.save()
+    messages.warning(
+        request,
+        f"API key “{key.name}”: {secret} — copy it now, it is not stored and will not be "
+        "shown again.",
+    )
+
+
+@admin.register(Tier)
+class TierAdmin(admin.ModelAdmin):
+    list_display = ("name", "is_default", "tenant_count", "description")
+    inlines = [TierLimitInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_tenants=Count("tenants"))
+
+    @admin.display(description="tenants", ordering="_tenants")
+    def tenant_count(self, obj):
+        return obj._tenants
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "tier", "active", "created_at")
+    list_filter = ("tier", "active")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    inlines = [TenantOverrideInline, ApiKeyInline]
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not ApiKey:
+            return super().save_formset(request, form, formset, change)
+        for key in formset.save(commit=False):
+            if key.pk is None:
+                _issue_key(request, key)
+            else:
+                key.save()
+        for key in formset.deleted_objects:
+            key.delete()
+
+
+@admin.register(EndpointGroup)
+class EndpointGroupAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "applies_to_all", "patterns")
+    search_fields = ("slug", "name", "path_patterns")
+
+    @admin.display(description="path patterns")
+    def patterns(self, obj):
+        return ", ".join(obj.pattern_list())
+
+
+@admin.register(Limit)
+class LimitAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "group",
+        "tier",
+        "tenant",
+        "scope",
+        "algorithm",
+        "rate",
+        "period",
+        "burst",
+        "enabled",
+        "shadow",
+    )
+    list_filter = ("group", "tier", "scope", "algorithm", "enabled", "shadow")
+    list_select_related = ("group", "tier", "tenant")
+    search_fields = ("group__slug", "tenant__name", "tier__name", "description")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("name", "prefix", "tenant", "created_at", "revoked")
+    list_filter = ("revoked", "tenant")
+    search_fields = ("name", "prefix", "tenant__name")
+    fields = ("tenant", "name", "prefix", "created_at", "revoked")
+    readonly_fields = ("prefix", "created_at")
+    actions = ["revoke_selected"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        _issue_key(request, obj)
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke_selected(self, request, queryset):
+        for key in queryset.filter(revoked=False):
+            key.revoked = True
+            key.save(update_fields=["revoked"])
+            self.log_change(request, key, "Revoked")
+        self.message_user(request, "Revoked.", messages.SUCCESS)
+
+
+@admin.register(BanRule)
+class BanRuleAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "group",
+        "path",
+        "methods",
+        "failure_statuses",
+        "threshold",
+        "window",
+        "cooldown",
+        "enabled",
+    )
+    list_filter = ("enabled",)
+
+
+class BanStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("active", "active"), ("expired", "expired"), ("lifted", "lifted")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "active":
+            return queryset.active(now)
+        if self.value() == "expired":
+            return queryset.filter(lifted_at__isnull=True, expires_at__lte=now)
+        if self.value() == "lifted":
+            return queryset.filter(lifted_at__isnull=False)
+        return queryset
+
+
+@admin.register(CredentialBan)
+class CredentialBanAdmin(admin.ModelAdmin):
+    list_display = (
+        "client_id",
+        "short_fingerprint",
+        "failures",
+        "banned_at",
+        "expires_at",
+        "status",
+        "lifted_at",
+        "lifted_by",
+    )
+    list_filter = (BanStatusFilter, "rule")
+    search_fields = ("client_id",)
+    fields = (
+        "client_id",
+        "short_fingerprint",
+        "rule",
+        "failures",
+        "banned_at",
+        "expires_at",
+        "lifted_at",
+        "lifted_by",
+    )
+    readonly_fields = fields
+    actions = ["unban_selected"]
+    list_select_related = ("rule", "lifted_by")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_lift_permission(self, request):
+        """The dedicated permission the unban action needs."""
+        return request.user.has_perm("ratelimit_app.lift_credentialban")
+
+    @admin.display(description="fingerprint")
+    def short_fingerprint(self, obj):
+        return obj.short_fingerprint
+
+    @admin.display(description="status")
+    def status(self, obj):
+        if obj.lifted_at:
+            return "lifted"
+        if obj.is_active():
+            return format_html("<strong>{}</strong>", "active")
+        return "expired"
+
+    @admin.action(description="Unban selected credential pairs", permissions=["lift"])
+    def unban_selected(self, request, queryset):
+        lifted = bans.lift_bans(queryset, user=request.user)
+        for ban in lifted:
+            self.log_change(request, ban, "Unbanned")
+        self.message_user(request, f"Lifted {len(lifted)} ban(s).", messages.SUCCESS)

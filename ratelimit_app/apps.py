@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class RatelimitAppConfig(AppConfig):
+    name = "ratelimit_app"
+    verbose_name = "Rate limits"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from ratelimit_app import checks, revision  # noqa: F401  (registers checks, receivers)

@@ -1,0 +1,115 @@
+"""System checks with stable IDs for mistakes a project can make in RATELIMIT_APP."""
+
+import ipaddress
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from ratelimit_app.conf import SETTING_NAME, get_config
+
+REDIS_BACKEND = "ratelimit_app.counters.redis.RedisBackend"
+CHOICES = {
+    "FAILURE_MODE": ("open", "closed"),
+    "RESET_STYLE": ("delta", "epoch"),
+}
+BODIES = ("default", "drf", "problem")
+
+
+@checks.register()
+def check_settings(app_configs=None, **kwargs):
+    """Validate RATELIMIT_APP: known keys, importable backend, usable cache alias."""
+    try:
+        config = get_config()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="ratelimit_app.E001")]
+    errors = []
+    errors += _check_backend(config)
+    errors += _check_choices(config)
+    errors += _check_proxies(config)
+    errors += _check_body(config)
+    return errors
+
+
+def _check_backend(config):
+    try:
+        import_string(config["BACKEND"])
+    except ImportError:
+        return [
+            checks.Error(
+                f"{SETTING_NAME}['BACKEND'] = {config['BACKEND']!r} cannot be imported.",
+                hint=f"Use {REDIS_BACKEND!r} or 'ratelimit_app.counters.memory.MemoryBackend'.",
+                id="ratelimit_app.E002",
+            )
+        ]
+    if config["BACKEND"] != REDIS_BACKEND:
+        return []
+    alias = config["CACHE_ALIAS"]
+    cache = settings.CACHES.get(alias)
+    if cache is None or not cache.get("BACKEND", "").startswith("django_redis."):
+        return [
+            checks.Error(
+                f"The Redis counter backend needs CACHES[{alias!r}] to be a django-redis cache.",
+                hint="Add a django_redis.cache.RedisCache to CACHES, set "
+                f"{SETTING_NAME}['CACHE_ALIAS'] to its alias, or use the MemoryBackend "
+                "for development.",
+                id="ratelimit_app.E003",
+            )
+        ]
+    return []
+
+
+def _check_choices(config):
+    errors = []
+    for name, allowed in CHOICES.items():
+        if config[name] not in allowed:
+            errors.append(
+                checks.Error(
+                    f"{SETTING_NAME}[{name!r}] is {config[name]!r}; use one of {allowed}.",
+                    id="ratelimit_app.E004",
+                )
+            )
+    return errors
+
+
+def _check_proxies(config):
+    errors = []
+    for cidr in config["TRUSTED_PROXIES"]:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            errors.append(
+                checks.Error(
+                    f"{SETTING_NAME}['TRUSTED_PROXIES'] holds {cidr!r}, which is not an "
+                    "address or CIDR network.",
+                    hint="Write proxies as '10.0.0.0/8' or '192.0.2.7'.",
+                    id="ratelimit_app.E005",
+                )
+            )
+    prefix = config["IPV6_PREFIX"]
+    if not isinstance(prefix, int) or not 1 <= prefix <= 128:
+        errors.append(
+            checks.Error(
+                f"{SETTING_NAME}['IPV6_PREFIX'] must be an integer from 1 to 128.",
+                id="ratelimit_app.E006",
+            )
+        )
+    return errors
+
+
+def _check_body(config):
+    body = config["BODY"]
+    if callable(body) or body in BODIES:
+        return []
+    try:
+        import_string(body)
+    except ImportError:
+        return [
+            checks.Error(
+                f"{SETTING_NAME}['BODY'] = {body!r} is neither one of {BODIES} nor an "
+                "importable callable.",
+                id="ratelimit_app.E007",
+            )
+        ]
+    return []

@@ -1,0 +1,66 @@
+"""The one settings dict, ``RATELIMIT_APP``, read lazily and re-read on ``setting_changed``."""
+
+from functools import lru_cache
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+SETTING_NAME = "RATELIMIT_APP"
+
+DEFAULTS = {
+    # Counter storage: a dotted path to a Backend class (like SESSION_ENGINE).
+    "BACKEND": "ratelimit_app.counters.redis.RedisBackend",
+    # django-redis cache alias whose connection settings the Redis backend uses.
+    "CACHE_ALIAS": "default",
+    # Every Redis key starts with this prefix, then a Redis Cluster hash tag.
+    "KEY_PREFIX": "rl",
+    "HASH_TAG": "rl",
+    # Seconds the limiter waits for Redis before giving up on one request.
+    "SOCKET_TIMEOUT": 0.1,
+    # "open": allow when the counter store fails; "closed": answer 503.
+    "FAILURE_MODE": "open",
+    # Circuit breaker: after this many consecutive failures, skip Redis for COOLDOWN seconds.
+    "BREAKER_THRESHOLD": 3,
+    "BREAKER_COOLDOWN": 5.0,
+    # In-process backend: most keys held at once (oldest dropped first).
+    "MEMORY_MAX_KEYS": 100_000,
+    # Client identity.
+    "TRUSTED_PROXIES": [],
+    "IPV6_PREFIX": 64,
+    "MAX_IDENTITY_LENGTH": 512,
+    "TENANT_RESOLVER": None,
+    # Policy snapshot: how often (seconds) a process looks for admin edits.
+    "POLICY_REFRESH_INTERVAL": 1.0,
+    # Responses.
+    "RESET_STYLE": "delta",
+    "IETF_HEADERS": False,
+    "BODY": "default",
+    "MESSAGE": "Too many requests. Please wait before retrying.",
+    # Keyed hashes: salts for API keys, identities and credential pairs.
+    "HASH_SALT": "ratelimit_app",
+}
+
+
+@lru_cache(maxsize=1)
+def get_config():
+    """Return the effective settings: DEFAULTS updated with the project's RATELIMIT_APP."""
+    user = getattr(settings, SETTING_NAME, {}) or {}
+    unknown = set(user) - set(DEFAULTS)
+    if unknown:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            f"{SETTING_NAME} has unknown keys {sorted(unknown)}; "
+            f"the known keys are {sorted(DEFAULTS)}."
+        )
+    return {**DEFAULTS, **user}
+
+
+@receiver(setting_changed)
+def _reset_config(*, setting, **kwargs):
+    if setting in (SETTING_NAME, "SECRET_KEY", "CACHES"):
+        get_config.cache_clear()
+        from ratelimit_app import runtime
+
+        runtime.reset()

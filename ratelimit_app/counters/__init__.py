@@ -1,0 +1,1 @@
+"""Counters: pure limit algorithms and the backends that store their state."""

@@ -1,0 +1,83 @@
+"""A circuit breaker so that a failing Redis costs each request nothing, not a timeout."""
+
+import logging
+import threading
+import time
+
+from ratelimit_app.counters.base import BackendUnavailable
+from ratelimit_app.signals import counter_backend_failed, counter_backend_recovered
+
+logger = logging.getLogger("ratelimit_app.counters")
+
+
+class CircuitBreaker:
+    """Closed: calls go through. After ``threshold`` consecutive failures it opens for
+    ``cooldown`` seconds, failing calls at once; then one trial call decides.
+
+    ``clock`` is a parameter so that tests move time instead of sleeping.
+    """
+
+    def __init__(self, threshold, cooldown, clock=time.monotonic):
+        self.threshold = max(1, int(threshold))
+        self.cooldown = float(cooldown)
+        self.clock = clock
+        self.failures = 0
+        self.opened_at = None
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self):
+        return self.opened_at is not None and self.clock() - self.opened_at < self.cooldown
+
+    def call(self, func, *args, **kwargs):
+        """Run ``func`` unless the breaker is open; record its success or failure."""
+        if self.is_open:
+            raise BackendUnavailable("circuit breaker open: not calling the counter store")
+        try:
+            result = func(*args, **kwargs)
+        except BackendUnavailable as exc:
+            self._record_failure(exc)
+            raise
+        self._record_success()
+        return result
+
+    def _record_failure(self, exc):
+        with self._lock:
+            self.failures += 1
+            first = self.failures == 1
+            opens = self.failures >= self.threshold and not self.is_open
+            if opens:
+                self.opened_at = self.clock()
+        if first:
+            logger.warning("Rate limit counters unavailable: %s", exc)
+        if opens:
+            logger.error(
+                "Rate limit counters failed %d times in a row; not calling them for %.1f s.",
+                self.failures,
+                self.cooldown,
+            )
+        counter_backend_failed.send(sender=CircuitBreaker, error=exc, breaker_open=opens)
+
+    def _record_success(self):
+        if not self.failures:
+            return
+        with self._lock:
+            failures, self.failures, self.opened_at = self.failures, 0, None
+        logger.warning("Rate limit counters are back after %d failed calls.", failures)
+        counter_backend_recovered.send(sender=CircuitBreaker, failures=failures)
+
+
+class GuardedBackend:
+    """A backend behind a circuit breaker; same ``check`` and ``clear``."""
+
+    def __init__(self, backend, breaker):
+        self.backend = backend
+        self.breaker = breaker
+
+    def check(self, specs, cost=1, now=None):
+        """See Backend.check; raises BackendUnavailable at once while the breaker is open."""
+        return self.breaker.call(self.backend.check, specs, cost, now)
+
+    def clear(self, keys):
+        """See Backend.clear."""
+        return self.breaker.call(self.backend.clear, keys)

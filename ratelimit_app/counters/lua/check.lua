@@ -1,0 +1,141 @@
+-- Check and charge every limit of one request atomically, in one round trip.
+-- Mirrors ratelimit_app/counters/algorithms.py exactly (integer microseconds).
+--
+-- KEYS[i]: the counter key of limit i.
+-- ARGV[1]: now in microseconds, or "" to use Redis's own clock (production).
+-- ARGV[2]: cost of the request.
+-- ARGV[3 + 5*(i-1) ...]: algorithm (1 gcra, 2 sliding, 3 fixed), capacity,
+--   period in microseconds, emission interval in microseconds (gcra), shadow (0/1).
+-- Returns {now, charged, then per limit: allowed, limit, remaining, reset_after, retry_after}.
+
+local now
+if ARGV[1] == "" then
+  local t = redis.call("TIME")
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+else
+  now = tonumber(ARGV[1])
+end
+local cost = tonumber(ARGV[2])
+local floor = math.floor
+
+local function fdiv(a, b)
+  return floor(a / b)
+end
+
+local function gcra(raw, capacity, period, interval)
+  local offset = interval * capacity
+  local tat = now
+  if raw then
+    tat = math.max(tonumber(raw), now)
+  end
+  local new_tat = tat + interval * cost
+  local allow_at = new_tat - offset
+  if cost > capacity or allow_at > now then
+    local retry = allow_at - now
+    if cost > capacity then retry = period end
+    local remaining = math.max(0, fdiv(offset - (tat - now), interval))
+    return {0, capacity, remaining, tat - now, retry}, nil, 0
+  end
+  local remaining = fdiv(offset - (new_tat - now), interval)
+  return {1, capacity, remaining, new_tat - now, 0}, string.format("%.0f", new_tat), new_tat - now
+end
+
+local function sliding_reset(previous, current, elapsed, window)
+  if current > 0 then return 2 * window - elapsed end
+  if previous > 0 then return window - elapsed end
+  return 0
+end
+
+local function sliding(raw, rate, window)
+  local index = fdiv(now, window)
+  local elapsed = now - index * window
+  local previous, current = 0, 0
+  if raw then
+    local si, sp, sc = string.match(raw, "^(%d+):(%d+):(%d+)$")
+    si, sp, sc = tonumber(si), tonumber(sp), tonumber(sc)
+    if si == index then
+      previous, current = sp, sc
+    elseif si == index - 1 then
+      previous, current = sc, 0
+    end
+  end
+  local used = previous * (window - elapsed) + current * window
+  if cost > rate or used + cost * window > rate * window then
+    local retry
+    if cost > rate then
+      retry = window
+    elseif current + cost <= rate then
+      retry = window - fdiv((rate - current - cost) * window, previous) - elapsed
+    else
+      retry = window - elapsed + window - fdiv((rate - cost) * window, current)
+    end
+    local remaining = math.max(0, fdiv(rate * window - used, window))
+    return {0, rate, remaining, sliding_reset(previous, current, elapsed, window), retry}, nil, 0
+  end
+  current = current + cost
+  used = used + cost * window
+  local remaining = fdiv(rate * window - used, window)
+  local state = string.format("%.0f:%.0f:%.0f", index, previous, current)
+  return {1, rate, remaining, sliding_reset(previous, current, elapsed, window), 0},
+    state, 2 * window - elapsed
+end
+
+local function fixed(raw, rate, window)
+  local index = fdiv(now, window)
+  local elapsed = now - index * window
+  local count = 0
+  if raw then
+    local si, sc = string.match(raw, "^(%d+):(%d+)$")
+    if tonumber(si) == index then count = tonumber(sc) end
+  end
+  local to_end = window - elapsed
+  if cost > rate or count + cost > rate then
+    local retry = to_end
+    if cost > rate then retry = window end
+    local reset = 0
+    if count > 0 then reset = to_end end
+    return {0, rate, rate - count, reset, retry}, nil, 0
+  end
+  count = count + cost
+  return {1, rate, rate - count, to_end, 0}, string.format("%.0f:%.0f", index, count), to_end
+end
+
+local results, states, ttls = {}, {}, {}
+local charged = 1
+for i = 1, #KEYS do
+  local base = 3 + 5 * (i - 1)
+  local algorithm = tonumber(ARGV[base])
+  local capacity = tonumber(ARGV[base + 1])
+  local period = tonumber(ARGV[base + 2])
+  local interval = tonumber(ARGV[base + 3])
+  local shadow = ARGV[base + 4] == "1"
+  local raw = redis.call("GET", KEYS[i])
+  if not raw then raw = nil end
+  local result, state, ttl
+  if algorithm == 1 then
+    result, state, ttl = gcra(raw, capacity, period, interval)
+  elseif algorithm == 2 then
+    result, state, ttl = sliding(raw, capacity, period)
+  else
+    result, state, ttl = fixed(raw, capacity, period)
+  end
+  if result[1] == 0 and not shadow then charged = 0 end
+  results[i], states[i], ttls[i] = result, state, ttl
+end
+
+if charged == 1 then
+  for i = 1, #KEYS do
+    if states[i] then
+      -- Milliseconds, rounded up: a key never expires before its state is empty.
+      redis.call("SET", KEYS[i], states[i], "PX", math.max(1, math.ceil(ttls[i] / 1000)))
+    end
+  end
+end
+
+local reply = {now, charged}
+for i = 1, #KEYS do
+  for j = 1, 5 do
+    reply[#reply + 1] = results[i][j]
+  end
+end
+return reply

@@ -1,0 +1,60 @@
+"""Counters in process memory: for development, tests and the demo with no services."""
+
+import threading
+import time
+from collections import OrderedDict
+
+from ratelimit_app.counters.algorithms import US, evaluate
+from ratelimit_app.counters.base import Backend, make_decision, validate_specs
+
+
+class MemoryBackend(Backend):
+    """Thread-safe, bounded: expired keys are dropped, and at most MEMORY_MAX_KEYS are kept.
+
+    Each process has its own counters, so limits are per process: use Redis when
+    the site runs more than one worker.
+    """
+
+    def __init__(self, config, clock=time.time):
+        super().__init__(config)
+        self.max_keys = int(config["MEMORY_MAX_KEYS"])
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._store = OrderedDict()  # key -> (state, expires_at_us)
+
+    def __len__(self):
+        return len(self._store)
+
+    def check(self, specs, cost=1, now=None):
+        validate_specs(specs, cost)
+        now = int(self.clock() * US) if now is None else now
+        with self._lock:
+            states = [self._get(spec.key, now) for spec in specs]
+            outcomes, charged = evaluate(specs, states, now, cost)
+            if charged:
+                for spec, outcome in zip(specs, outcomes, strict=True):
+                    if outcome.state is not None:
+                        self._put(spec.key, outcome.state, now + outcome.ttl_us)
+        return make_decision(specs, outcomes, charged, now, cost)
+
+    def clear(self, keys):
+        with self._lock:
+            for key in keys:
+                self._store.pop(key, None)
+
+    def _get(self, key, now):
+        entry = self._store.get(key)
+        if entry is None:
+            return None
+        state, expires_at = entry
+        if expires_at <= now:
+            del self._store[key]
+            return None
+        return state
+
+    def _put(self, key, state, expires_at):
+        self._store[key] = (state, expires_at)
+        self._store.move_to_end(key)
+        while len(self._store) > self.max_keys:
+            # Least recently written first: those are the likeliest to have expired.
+            self._store.popitem(last=False)

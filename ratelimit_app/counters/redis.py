@@ -1,0 +1,92 @@
+"""Counters in Redis: every limit of a request in one EVALSHA, on Redis's own clock."""
+
+from functools import cached_property
+from importlib import resources
+
+import redis as redis_lib
+
+from ratelimit_app.counters.algorithms import FIXED_WINDOW, GCRA, SLIDING_WINDOW, Outcome
+from ratelimit_app.counters.base import Backend, BackendUnavailable, make_decision, validate_specs
+
+ALGORITHM_CODES = {GCRA: 1, SLIDING_WINDOW: 2, FIXED_WINDOW: 3}
+FIELDS_PER_LIMIT = 5
+
+
+def load_script(name):
+    """The text of a Lua script shipped in ``ratelimit_app/counters/lua/``."""
+    return resources.files("ratelimit_app.counters").joinpath("lua", name).read_text()
+
+
+def limiter_client(alias, timeout):
+    """A Redis client on the same server as the django-redis cache ``alias``.
+
+    It has its own pool with short socket timeouts, so a slow Redis costs a request
+    at most ``timeout`` seconds whatever the cache's own timeouts are.
+    """
+    from django_redis import get_redis_connection
+
+    base_pool = get_redis_connection(alias).connection_pool
+    kwargs = dict(base_pool.connection_kwargs)
+    kwargs.update(socket_timeout=timeout, socket_connect_timeout=timeout, retry=None)
+    kwargs.pop("retry_on_timeout", None)
+    kwargs.pop("retry_on_error", None)
+    pool = redis_lib.ConnectionPool(connection_class=base_pool.connection_class, **kwargs)
+    return redis_lib.Redis(connection_pool=pool)
+
+
+def script_args(specs, cost, now):
+    """ARGV for check.lua."""
+    args = ["" if now is None else str(int(now)), str(int(cost))]
+    for spec in specs:
+        interval = spec.emission_us if spec.algorithm == GCRA else 0
+        args += [
+            ALGORITHM_CODES[spec.algorithm],
+            spec.capacity,
+            spec.period_us,
+            interval,
+            1 if spec.shadow else 0,
+        ]
+    return args
+
+
+def parse_reply(specs, reply):
+    """Turn check.lua's flat reply into (outcomes, charged, now_us)."""
+    now_us, charged = int(reply[0]), bool(int(reply[1]))
+    outcomes = []
+    for i in range(len(specs)):
+        allowed, limit, remaining, reset, retry = (
+            int(v) for v in reply[2 + FIELDS_PER_LIMIT * i : 2 + FIELDS_PER_LIMIT * (i + 1)]
+        )
+        outcomes.append(Outcome(bool(allowed), limit, remaining, reset, retry, None, 0))
+    return outcomes, charged, now_us
+
+
+class RedisBackend(Backend):
+    """Redis counters through the connection settings of a django-redis cache alias."""
+
+    @cached_property
+    def client(self):
+        return limiter_client(self.config["CACHE_ALIAS"], float(self.config["SOCKET_TIMEOUT"]))
+
+    @cached_property
+    def script(self):
+        # redis-py's Script sends EVALSHA and, on NOSCRIPT (after a restart or
+        # SCRIPT FLUSH), loads the script and retries: the request does not fail.
+        return self.client.register_script(load_script("check.lua"))
+
+    def check(self, specs, cost=1, now=None):
+        validate_specs(specs, cost)
+        keys = [spec.key for spec in specs]
+        try:
+            reply = self.script(keys=keys, args=script_args(specs, cost, now))
+        except redis_lib.RedisError as exc:
+            raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
+        outcomes, charged, now_us = parse_reply(specs, reply)
+        return make_decision(specs, outcomes, charged, now_us, cost)
+
+    def clear(self, keys):
+        if keys:
+            try:
+                self.client.delete(*keys)
+            except redis_lib.RedisError as exc:
+                raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc

@@ -1,0 +1,66 @@
+"""Keyed hashes: the only form in which secrets and identities are stored or used as keys."""
+
+import base64
+import hashlib
+import hmac
+import secrets
+from functools import lru_cache
+
+from django.conf import settings
+
+from ratelimit_app.conf import get_config
+
+API_KEY_PREFIX_BYTES = 4
+API_KEY_MAX_LENGTH = 128
+
+
+@lru_cache(maxsize=16)
+def _derived_key(purpose, secret_key, salt):
+    # Same construction as django.utils.crypto.salted_hmac, computed once per purpose
+    # instead of once per request.
+    return hashlib.sha256(f"{salt}:{purpose}".encode() + secret_key.encode()).digest()
+
+
+def _mac(purpose, value):
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogatepass")
+    cap = get_config()["MAX_IDENTITY_LENGTH"]
+    # Capped before hashing so that a hostile megabyte costs no more than a normal value.
+    key = _derived_key(purpose, settings.SECRET_KEY, get_config()["HASH_SALT"])
+    return hmac.new(key, value[: cap * 4], hashlib.sha256).digest()
+
+
+def keyed_hash(purpose, value):
+    """Full keyed hash (hex) of ``value`` for ``purpose``: used for stored fingerprints."""
+    return _mac(purpose, value).hex()
+
+
+def short_hash(purpose, value):
+    """A 96-bit keyed hash (16 url-safe characters) of ``value``: used inside cache keys."""
+    return base64.urlsafe_b64encode(_mac(purpose, value)[:12]).decode("ascii")
+
+
+def new_api_key():
+    """Return ``(prefix, secret)`` for a new API key; the secret starts with the prefix."""
+    prefix = secrets.token_hex(API_KEY_PREFIX_BYTES)
+    return prefix, f"{prefix}.{secrets.token_urlsafe(32)}"
+
+
+def hash_api_key(secret):
+    """The stored form of an API key secret."""
+    return keyed_hash("api-key", secret)
+
+
+def api_key_prefix(secret):
+    """The lookup prefix of a presented API key, or None if it cannot be one of ours."""
+    if not secret or len(secret) > API_KEY_MAX_LENGTH:
+        return None
+    prefix, dot, _rest = secret.partition(".")
+    if not dot or len(prefix) != API_KEY_PREFIX_BYTES * 2:
+        return None
+    return prefix
+
+
+def api_key_matches(secret, hashed_secret):
+    """Compare a presented secret with a stored hash in constant time."""
+    return hmac.compare_digest(hash_api_key(secret), hashed_secret)

@@ -1,0 +1,359 @@
+"""Policies (tiers, tenants, endpoint groups, limits, API keys) and credential bans."""
+
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from ratelimit_app import hashing, paths
+from ratelimit_app.counters.algorithms import MAX_RATE_PERIOD_PRODUCT
+
+
+class Tier(models.Model):
+    """A plan (free, paid, ...) whose limits apply to every tenant on it."""
+
+    name = models.CharField(max_length=64, unique=True)
+    description = models.TextField(blank=True)
+    is_default = models.BooleanField(
+        default=False,
+        help_text="Used for requests with no tenant (anonymous or unknown API key).",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="ratelimit_app_one_default_tier",
+                violation_error_message="Only one tier can be the default tier.",
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Tenant(models.Model):
+    """A customer; its limits are its tier's, with its own overrides replacing them."""
+
+    name = models.CharField(max_length=128)
+    slug = models.SlugField(max_length=64, unique=True)
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="tenants")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class EndpointGroup(models.Model):
+    """A named class of endpoints (admin, oauth2, messaging, ...) that limits are set for."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=128)
+    description = models.TextField(blank=True)
+    applies_to_all = models.BooleanField(
+        default=False,
+        help_text="Its limits apply to every request, on top of the request's own group "
+        "(for example a per-IP or per-API-key limit across the whole API).",
+    )
+    path_patterns = models.TextField(
+        blank=True,
+        help_text=(
+            "One path per line, for plain Django views. '/v1/messages' matches that path; "
+            "'/v1/messages/*' matches it and everything below it. Matching ignores case, "
+            "repeated slashes, a trailing slash and percent-encoding."
+        ),
+    )
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.name
+
+    def pattern_list(self):
+        """The non-empty path patterns, one per line."""
+        return [line.strip() for line in self.path_patterns.splitlines() if line.strip()]
+
+    def clean(self):
+        for pattern in self.pattern_list():
+            try:
+                paths.compile_pattern(pattern)
+            except ValueError as exc:
+                raise ValidationError({"path_patterns": str(exc)}) from exc
+
+
+class Scope(models.TextChoices):
+    TENANT = "tenant", "per tenant"
+    API_KEY = "api_key", "per API key (access token)"
+    IP = "ip", "per client IP"
+    USER = "user", "per user"
+
+
+class Algorithm(models.TextChoices):
+    GCRA = "gcra", "GCRA (rate with burst)"
+    SLIDING_WINDOW = "sliding_window", "rolling window"
+    FIXED_WINDOW = "fixed_window", "fixed window"
+
+
+class Limit(models.Model):
+    """A rate per period (with a burst for GCRA) on one endpoint group, for a tier or tenant."""
+
+    group = models.ForeignKey(EndpointGroup, on_delete=models.CASCADE, related_name="limits")
+    tier = models.ForeignKey(
+        Tier, on_delete=models.CASCADE, null=True, blank=True, related_name="limits"
+    )
+    tenant = models.ForeignKey(
+        Tenant,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="overrides",
+        help_text="Set for a tenant override; it replaces the tier's limit with the same "
+        "group, scope and period.",
+    )
+    scope = models.CharField(
+        "counted per", max_length=16, choices=Scope.choices, default=Scope.TENANT
+    )
+    algorithm = models.CharField(max_length=16, choices=Algorithm.choices, default=Algorithm.GCRA)
+    rate = models.PositiveIntegerField(help_text="Requests allowed per period.")
+    period = models.PositiveIntegerField(help_text="Period in seconds.", default=60)
+    burst = models.PositiveIntegerField(
+        null=True, blank=True, help_text="GCRA only: requests allowed at once from rest."
+    )
+    enabled = models.BooleanField(default=True)
+    shadow = models.BooleanField(
+        default=False, help_text="Counted and reported in headers, but never denies."
+    )
+    description = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["group__slug", "scope", "period"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(tier__isnull=False, tenant__isnull=True)
+                    | models.Q(tier__isnull=True, tenant__isnull=False)
+                ),
+                name="ratelimit_app_limit_one_owner",
+                violation_error_message="A limit belongs to a tier or to a tenant, not both.",
+            ),
+            models.UniqueConstraint(
+                fields=["group", "tier", "scope", "period"],
+                condition=models.Q(enabled=True, tenant__isnull=True),
+                name="ratelimit_app_unique_tier_limit",
+                violation_error_message=(
+                    "This tier already has an enabled limit for this group, counted the same "
+                    "way over the same period. Edit that one or disable it first."
+                ),
+            ),
+            models.UniqueConstraint(
+                fields=["group", "tenant", "scope", "period"],
+                condition=models.Q(enabled=True, tier__isnull=True),
+                name="ratelimit_app_unique_tenant_limit",
+                violation_error_message=(
+                    "This tenant already has an enabled override for this group, counted the "
+                    "same way over the same period. Edit that one or disable it first."
+                ),
+            ),
+        ]
+
+    def __str__(self):
+        owner = self.tenant or self.tier
+        burst = f" burst {self.burst}" if self.algorithm == Algorithm.GCRA else ""
+        return f"{self.group.slug}: {self.rate}/{self.period}s{burst} {self.scope} ({owner})"
+
+    @property
+    def effective_burst(self):
+        """The burst used by GCRA: the configured one, else the rate."""
+        return self.burst or self.rate
+
+    def clean(self):
+        errors = {}
+        if self.tier_id is None and self.tenant_id is None:
+            errors["tier"] = "Choose the tier this limit belongs to, or a tenant to override."
+        if self.tier_id is not None and self.tenant_id is not None:
+            errors["tenant"] = "A limit belongs to a tier or to a tenant, not both."
+        if not self.rate:
+            errors["rate"] = "The rate must be at least 1 request per period."
+        if not self.period:
+            errors["period"] = "The period must be at least 1 second."
+        if self.algorithm == Algorithm.GCRA and self.burst is not None and self.burst < 1:
+            errors["burst"] = "The burst must be at least 1 request for GCRA."
+        if self.algorithm != Algorithm.GCRA and self.burst:
+            errors["burst"] = "A burst applies to GCRA only; leave it empty for windows."
+        if self.rate and self.period and self.rate * self.period > MAX_RATE_PERIOD_PRODUCT:
+            errors["rate"] = (
+                f"rate x period must not exceed {MAX_RATE_PERIOD_PRODUCT:,}; "
+                "use a shorter period for a limit this large."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+
+class ApiKeyManager(models.Manager):
+    def create_key(self, tenant, name):
+        """Create a key and return ``(api_key, secret)``; the secret is not stored."""
+        prefix, secret = hashing.new_api_key()
+        key = self.create(
+            tenant=tenant, name=name, prefix=prefix, hashed_secret=hashing.hash_api_key(secret)
+        )
+        return key, secret
+
+
+class ApiKey(models.Model):
+    """An API key (access token) of a tenant, kept only as a prefix and a keyed hash."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=128)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    hashed_secret = models.CharField(max_length=128, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked = models.BooleanField(default=False)
+
+    objects = ApiKeyManager()
+
+    class Meta:
+        ordering = ["tenant__name", "name"]
+        verbose_name = "API key"
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+
+STATUS_LIST_RE = re.compile(r"^\s*[1-5]\d\d(\s*,\s*[1-5]\d\d)*\s*$")
+
+
+class BanRule(models.Model):
+    """Which token endpoint is watched, and how many failures ban a credential pair."""
+
+    name = models.CharField(max_length=128)
+    group = models.ForeignKey(
+        EndpointGroup,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        help_text="Watch every endpoint of this group, or give a path below.",
+    )
+    path = models.CharField(max_length=255, blank=True, help_text="For example /connect/token")
+    methods = models.CharField(max_length=64, default="POST")
+    failure_statuses = models.CharField(
+        max_length=64, default="400", help_text="Comma-separated HTTP statuses counted as failures."
+    )
+    threshold = models.PositiveIntegerField(default=5)
+    window = models.PositiveIntegerField(default=600, help_text="Seconds failures are counted.")
+    cooldown = models.PositiveIntegerField(default=600, help_text="Seconds a ban lasts.")
+    extend_on_attempt = models.BooleanField(
+        default=False, help_text="Each attempt during a ban starts the cooldown again."
+    )
+    reset_on_success = models.BooleanField(
+        default=False, help_text="A success before the threshold clears the failure count."
+    )
+    client_id_threshold = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Off when empty. Failures per client_id across all secrets before it is "
+        "banned: stops guessing secrets one pair at a time, but lets an attacker lock out a "
+        "client whose id they know.",
+    )
+    ip_threshold = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Off when empty. Failures per client IP across all pairs before the IP is "
+        "refused; clients behind one NAT share it.",
+    )
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def status_set(self):
+        """The failure statuses as a frozenset of ints."""
+        return frozenset(int(s) for s in self.failure_statuses.split(",") if s.strip())
+
+    def method_set(self):
+        """The watched HTTP methods, upper case."""
+        return frozenset(m.strip().upper() for m in self.methods.split(",") if m.strip())
+
+    def clean(self):
+        errors = {}
+        if not self.group_id and not self.path:
+            errors["path"] = "Name the endpoint: choose an endpoint group or give a path."
+        if self.path:
+            try:
+                paths.compile_pattern(self.path)
+            except ValueError as exc:
+                errors["path"] = str(exc)
+        if not STATUS_LIST_RE.match(self.failure_statuses or ""):
+            errors["failure_statuses"] = "Give HTTP statuses separated by commas, such as 400,401."
+        for field in ("threshold", "window", "cooldown"):
+            if not getattr(self, field):
+                errors[field] = "Must be at least 1."
+        if errors:
+            raise ValidationError(errors)
+
+
+class CredentialBanQuerySet(models.QuerySet):
+    def active(self, now=None):
+        """Bans in force: not lifted and not yet expired."""
+        now = now or timezone.now()
+        return self.filter(lifted_at__isnull=True, expires_at__gt=now)
+
+
+class CredentialBan(models.Model):
+    """A ban of one client_id+client_secret pair, known only by its keyed fingerprint."""
+
+    rule = models.ForeignKey(BanRule, on_delete=models.SET_NULL, null=True, blank=True)
+    client_id = models.CharField(max_length=200)
+    fingerprint = models.CharField(max_length=64, db_index=True)
+    failures = models.PositiveIntegerField(default=0)
+    banned_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+
+    objects = CredentialBanQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-banned_at"]
+        permissions = [("lift_credentialban", "Can lift credential bans")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fingerprint", "banned_at"], name="ratelimit_app_one_ban_per_start"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.client_id} [{self.short_fingerprint}]"
+
+    @property
+    def short_fingerprint(self):
+        """The first 12 characters of the fingerprint, enough to tell pairs apart."""
+        return self.fingerprint[:12]
+
+    def is_active(self, now=None):
+        """Whether the ban is in force at ``now``."""
+        now = now or timezone.now()
+        return self.lifted_at is None and self.expires_at > now
+
+
+class PolicyRevision(models.Model):
+    """A single row whose number goes up on every policy edit; processes poll it."""
+
+    number = models.PositiveBigIntegerField(default=0)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"revision {self.number}"

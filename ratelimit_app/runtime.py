@@ -1,0 +1,44 @@
+"""Process-wide objects built lazily from the settings: the counter backend."""
+
+import threading
+
+from django.utils.module_loading import import_string
+
+from ratelimit_app.conf import get_config
+from ratelimit_app.counters.breaker import CircuitBreaker, GuardedBackend
+
+_lock = threading.Lock()
+_backend = None
+
+
+def build_backend(config):
+    """Instantiate the configured backend class behind a circuit breaker."""
+    try:
+        backend_class = import_string(config["BACKEND"])
+    except ImportError as exc:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            f"RATELIMIT_APP['BACKEND'] = {config['BACKEND']!r} cannot be imported; use "
+            "'ratelimit_app.counters.redis.RedisBackend' or "
+            "'ratelimit_app.counters.memory.MemoryBackend'."
+        ) from exc
+    breaker = CircuitBreaker(config["BREAKER_THRESHOLD"], config["BREAKER_COOLDOWN"])
+    return GuardedBackend(backend_class(config), breaker)
+
+
+def get_backend():
+    """The process's counter backend (created on first use)."""
+    global _backend
+    if _backend is None:
+        with _lock:
+            if _backend is None:
+                _backend = build_backend(get_config())
+    return _backend
+
+
+def reset():
+    """Forget the process's objects; the next call builds them from the settings again."""
+    global _backend
+    with _lock:
+        _backend = None

@@ -1,0 +1,67 @@
+"""Run the suite twice: on SQLite with in-process counters, then on PostgreSQL with Redis.
+
+The second pass runs whenever PostgreSQL and Redis answer (REDIS_URL, DATABASE_URL,
+defaulting to the local servers). If no Redis answers but redis-server is installed,
+a throwaway one is started on a free loopback port. With RATELIMIT_REQUIRE_SERVICES=1
+(as in CI) an unreachable service fails the run instead of skipping the pass.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.services import (  # noqa: E402
+    DEFAULT_DATABASE_URL,
+    DEFAULT_REDIS_URL,
+    RedisServer,
+    postgres_reachable,
+    redis_reachable,
+)
+
+
+def run_pytest(stack, extra_env, args):
+    env = {**os.environ, **extra_env, "RATELIMIT_TEST_STACK": stack}
+    marker = "not slow" if stack == "services" else "not services and not slow"
+    print(f"\n===== pytest pass: {stack} =====", flush=True)
+    command = [sys.executable, "-m", "pytest", "-m", marker, *args]
+    return subprocess.call(command, cwd=ROOT, env=env)
+
+
+def main(args):
+    required = os.environ.get("RATELIMIT_REQUIRE_SERVICES") == "1"
+    status = run_pytest("local", {}, args)
+    redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    throwaway = None
+    if not redis_reachable(redis_url) and RedisServer.available():
+        throwaway = RedisServer().start()
+        redis_url = throwaway.url
+    try:
+        missing = [
+            name
+            for name, ok in (
+                ("Redis", redis_reachable(redis_url)),
+                ("PostgreSQL", postgres_reachable(database_url)),
+            )
+            if not ok
+        ]
+        if missing:
+            message = f"{' and '.join(missing)} not reachable: the services pass cannot run."
+            if required:
+                print(f"ERROR: {message}", file=sys.stderr)
+                return 1
+            print(f"NOTE: {message} Skipping it.", file=sys.stderr)
+            return status
+        env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url}
+        return run_pytest("services", env, args) or status
+    finally:
+        if throwaway:
+            throwaway.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
