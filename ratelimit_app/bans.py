@@ -14,7 +14,7 @@ def lift_bans(queryset, user=None, now=None):
     now = now or timezone.now()
     lifted = []
     with transaction.atomic():
-        for ban in queryset.select_for_update().filter(lifted_at__isnull=True):
+        for ban in queryset.select_for_update(of=("self",)).filter(lifted_at__isnull=True):
             ban.lifted_at = now
             ban.lifted_by = user if getattr(user, "is_authenticated", False) else None
             ban.save(update_fields=["lifted_at", "lifted_by"])
