@@ -1,0 +1,181 @@
+"""The pure algorithms, with the clock passed in."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ratelimit_app.counters.algorithms import (
+    FIXED_WINDOW,
+    GCRA,
+    SLIDING_WINDOW,
+    US,
+    LimitSpec,
+    evaluate,
+    fixed_window,
+    gcra,
+    sliding_window,
+)
+
+T0 = 1_700_000_000 * US
+
+
+def run(func, spec, times, cost=1):
+    """Feed requests at ``times``; return the outcomes, charging allowed ones."""
+    state, outcomes = None, []
+    for now in times:
+        outcome = func(state, now, spec, cost)
+        if outcome.allowed:
+            state = outcome.state
+        outcomes.append(outcome)
+    return outcomes, state
+
+
+def test_gcra_allows_the_burst_at_once_then_denies():
+    spec = LimitSpec("k", GCRA, rate=300, period=60, burst=50)
+    outcomes, _ = run(gcra, spec, [T0] * 51)
+    assert [o.allowed for o in outcomes] == [True] * 50 + [False]
+    assert [o.remaining for o in outcomes[:3]] == [49, 48, 47]
+    assert outcomes[49].remaining == 0
+    denied = outcomes[50]
+    assert denied.limit == 50
+    assert denied.retry_after_us == 200_000  # one emission interval: 60 s / 300
+    assert denied.reset_after_us == 50 * 200_000  # back to empty after 50 intervals
+
+
+def test_gcra_reset_after_is_the_time_until_empty():
+    # 10 per second: each request occupies 100 ms of the limiter.
+    spec = LimitSpec("k", GCRA, rate=10, period=1, burst=10)
+    first = gcra(None, T0, spec, 1)
+    assert (first.remaining, first.reset_after_us) == (9, 100_000)
+    second = gcra(first.state, T0 + 20_000, spec, 1)
+    assert (second.remaining, second.reset_after_us) == (8, 180_000)
+    # Once the limiter has drained, it is back to its empty state.
+    third = gcra(second.state, T0 + 300_000, spec, 1)
+    assert (third.remaining, third.reset_after_us) == (9, 100_000)
+
+
+def test_gcra_recovers_one_request_per_interval():
+    spec = LimitSpec("k", GCRA, rate=60, period=60, burst=2)
+    outcomes, state = run(gcra, spec, [T0, T0, T0])
+    assert [o.allowed for o in outcomes] == [True, True, False]
+    assert not gcra(state, T0 + US - 1, spec, 1).allowed
+    assert gcra(state, T0 + US, spec, 1).allowed
+
+
+def test_sliding_window_weights_the_previous_window():
+    spec = LimitSpec("k", SLIDING_WINDOW, rate=10, period=60)
+    start = (T0 // (60 * US)) * 60 * US
+    outcomes, state = run(sliding_window, spec, [start] * 10)
+    assert all(o.allowed for o in outcomes)
+    assert not sliding_window(state, start + 59 * US, spec, 1).allowed
+    # Halfway through the next window, half of the previous count still weighs.
+    half = start + 90 * US
+    outcome = sliding_window(state, half, spec, 1)
+    assert outcome.allowed and outcome.remaining == 4  # 10 * 0.5 + 1 used
+    assert outcome.limit == 10
+
+
+def test_fixed_window_resets_at_the_boundary():
+    spec = LimitSpec("k", FIXED_WINDOW, rate=3, period=10)
+    start = (T0 // (10 * US)) * 10 * US
+    outcomes, state = run(fixed_window, spec, [start + 1] * 4)
+    assert [o.allowed for o in outcomes] == [True, True, True, False]
+    assert outcomes[3].retry_after_us == 10 * US - 1
+    assert fixed_window(state, start + 10 * US, spec, 1).allowed
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        LimitSpec("k", GCRA, rate=10, period=60, burst=5),
+        LimitSpec("k", SLIDING_WINDOW, rate=5, period=60),
+        LimitSpec("k", FIXED_WINDOW, rate=5, period=60),
+    ],
+)
+def test_a_cost_above_capacity_is_always_denied(spec):
+    outcome = {GCRA: gcra, SLIDING_WINDOW: sliding_window, FIXED_WINDOW: fixed_window}[
+        spec.algorithm
+    ](None, T0, spec, 6)
+    assert not outcome.allowed
+    assert outcome.retry_after_us > 0
+
+
+def test_evaluate_charges_nothing_when_one_limit_denies():
+    tight = LimitSpec("a", FIXED_WINDOW, rate=1, period=60)
+    loose = LimitSpec("b", FIXED_WINDOW, rate=100, period=60)
+    outcomes, charged = evaluate([tight, loose], [(T0 // (60 * US), 1), None], T0, 1)
+    assert not charged
+    assert outcomes[1].allowed
+
+
+def test_shadow_limits_never_deny():
+    shadow = LimitSpec("a", FIXED_WINDOW, rate=1, period=60, shadow=True)
+    outcomes, charged = evaluate([shadow], [(T0 // (60 * US), 1)], T0, 1)
+    assert charged and not outcomes[0].allowed
+
+
+SPECS = st.one_of(
+    st.builds(
+        LimitSpec,
+        key=st.just("k"),
+        algorithm=st.just(GCRA),
+        rate=st.integers(1, 3000),
+        period=st.sampled_from([1, 7, 60, 3600]),
+        burst=st.integers(1, 500),
+    ),
+    st.builds(
+        LimitSpec,
+        key=st.just("k"),
+        algorithm=st.sampled_from([SLIDING_WINDOW, FIXED_WINDOW]),
+        rate=st.integers(1, 3000),
+        period=st.sampled_from([1, 7, 60, 3600]),
+    ),
+)
+FUNCS = {GCRA: gcra, SLIDING_WINDOW: sliding_window, FIXED_WINDOW: fixed_window}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    spec=SPECS,
+    steps=st.lists(st.tuples(st.integers(0, 5 * US), st.integers(1, 5)), max_size=60),
+    cost=st.integers(1, 5),
+)
+def test_retry_after_is_exact(spec, steps, cost):
+    """When denied, the request is still denied 1 µs before Retry-After and allowed at it."""
+    func, state, now = FUNCS[spec.algorithm], None, T0
+    for step, step_cost in steps:
+        now += step
+        outcome = func(state, now, spec, step_cost)
+        if outcome.allowed:
+            state = outcome.state
+    outcome = func(state, now, spec, cost)
+    if outcome.allowed or cost > spec.capacity:
+        return
+    retry = outcome.retry_after_us
+    assert retry > 0
+    assert not func(state, now + retry - 1, spec, cost).allowed
+    assert func(state, now + retry, spec, cost).allowed
+
+
+@settings(max_examples=200, deadline=None)
+@given(spec=SPECS, steps=st.lists(st.integers(0, 2 * US), max_size=80))
+def test_remaining_counts_requests_allowed_at_once(spec, steps):
+    """``remaining`` requests pass at the same instant, and one more does not."""
+    func, state, now = FUNCS[spec.algorithm], None, T0
+    for step in steps:
+        now += step
+        outcome = func(state, now, spec, 1)
+        if outcome.allowed:
+            state = outcome.state
+    probe = func(state, now, spec, 1)
+    if not probe.allowed:
+        assert probe.remaining == 0
+        return
+    remaining = probe.remaining
+    allowed_now = 0
+    while True:
+        outcome = func(state, now, spec, 1)
+        if not outcome.allowed:
+            break
+        state, allowed_now = outcome.state, allowed_now + 1
+    assert allowed_now == remaining + 1  # the probe itself, then `remaining` more

@@ -1,0 +1,99 @@
+"""One contract, run against every backend: the same decisions from each."""
+
+import pytest
+
+from ratelimit_app.counters.algorithms import FIXED_WINDOW, GCRA, SLIDING_WINDOW, US, LimitSpec
+from tests.counters_support import make_backend, unique_key
+
+T0 = 1_800_000_000 * US  # aligned to every window used below
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.services)])
+def backend(request):
+    return make_backend(request.param)
+
+
+class TestBackendContract:
+    def test_gcra_burst_then_deny(self, backend):
+        spec = LimitSpec(unique_key(), GCRA, rate=300, period=60, burst=50)
+        decisions = [backend.check([spec], now=T0) for _ in range(51)]
+        assert [d.allowed for d in decisions] == [True] * 50 + [False]
+        denied = decisions[-1]
+        assert (denied.limit, denied.remaining) == (50, 0)
+        assert denied.retry_after == pytest.approx(0.2)
+        assert denied.reset_after == pytest.approx(10.0)
+        assert backend.check([spec], now=T0 + 200_000).allowed
+
+    def test_sliding_window_counts_rolling(self, backend):
+        spec = LimitSpec(unique_key(), SLIDING_WINDOW, rate=120, period=60)
+        assert all(backend.check([spec], now=T0 + i).allowed for i in range(120))
+        denied = backend.check([spec], now=T0 + 1000)
+        assert not denied.allowed and denied.limit == 120 and denied.remaining == 0
+        assert denied.retry_after > 60  # the whole window weighs until the next one
+        # Halfway through the next window, half of the previous 120 still weighs.
+        assert not backend.check([spec], now=T0 + 90 * US, cost=61).allowed
+        assert backend.check([spec], now=T0 + 90 * US, cost=60).remaining == 0
+
+    def test_fixed_window(self, backend):
+        spec = LimitSpec(unique_key(), FIXED_WINDOW, rate=2, period=10)
+        results = [backend.check([spec], now=T0 + 5 * US).allowed for _ in range(3)]
+        assert results == [True, True, False]
+        assert backend.check([spec], now=T0 + 10 * US).allowed
+
+    def test_cost_counts_and_oversized_cost_is_denied(self, backend):
+        spec = LimitSpec(unique_key(), GCRA, rate=10, period=10, burst=10)
+        assert backend.check([spec], cost=7, now=T0).remaining == 3
+        assert not backend.check([spec], cost=4, now=T0).allowed
+        assert not backend.check([LimitSpec(unique_key(), GCRA, 10, 10, 10)], cost=11).allowed
+
+    def test_all_or_nothing_across_limits(self, backend):
+        tight = LimitSpec(unique_key("ip"), FIXED_WINDOW, rate=1, period=60)
+        loose = LimitSpec(unique_key("key"), GCRA, rate=100, period=60, burst=100)
+        first = backend.check([tight, loose], now=T0)
+        assert first.allowed
+        second = backend.check([tight, loose], now=T0)
+        assert not second.allowed
+        assert second.binding.spec == tight
+        # The loose limit was charged once, not twice.
+        assert backend.check([loose], now=T0).remaining == 98
+
+    def test_tightest_limit_is_reported(self, backend):
+        a = LimitSpec(unique_key("a"), GCRA, rate=100, period=60, burst=10)
+        b = LimitSpec(unique_key("b"), SLIDING_WINDOW, rate=5, period=60)
+        decision = backend.check([a, b], now=T0)
+        assert (decision.limit, decision.remaining) == (5, 4)
+        assert [r.remaining for r in decision.results] == [9, 4]
+
+    def test_shadow_limit_is_counted_but_never_denies(self, backend):
+        shadow = LimitSpec(unique_key(), FIXED_WINDOW, rate=1, period=60, shadow=True)
+        real = LimitSpec(unique_key(), FIXED_WINDOW, rate=10, period=60)
+        decisions = [backend.check([shadow, real], now=T0) for _ in range(3)]
+        assert all(d.allowed for d in decisions)
+        assert [d.results[0].allowed for d in decisions] == [True, False, False]
+        assert decisions[-1].limit == 10  # headers follow the enforced limit
+
+    def test_denied_request_reports_the_longest_wait(self, backend):
+        a = LimitSpec(unique_key("a"), FIXED_WINDOW, rate=1, period=10)
+        b = LimitSpec(unique_key("b"), FIXED_WINDOW, rate=1, period=60)
+        backend.check([a, b], now=T0)
+        denied = backend.check([a, b], now=T0)
+        assert denied.retry_after == pytest.approx(60)
+
+    def test_clear_forgets_state(self, backend):
+        spec = LimitSpec(unique_key(), FIXED_WINDOW, rate=1, period=60)
+        backend.check([spec], now=T0)
+        assert not backend.check([spec], now=T0).allowed
+        backend.clear([spec.key])
+        assert backend.check([spec], now=T0).allowed
+
+    def test_rejects_duplicate_keys_and_zero_cost(self, backend):
+        spec = LimitSpec(unique_key(), FIXED_WINDOW, rate=1, period=60)
+        with pytest.raises(ValueError):
+            backend.check([spec, spec])
+        with pytest.raises(ValueError):
+            backend.check([spec], cost=0)
+
+    def test_production_clock_is_used_without_now(self, backend):
+        spec = LimitSpec(unique_key(), GCRA, rate=60, period=60, burst=1)
+        decision = backend.check([spec])
+        assert decision.allowed and decision.now > 1_700_000_000
