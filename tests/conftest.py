@@ -16,3 +16,35 @@ def _fresh_runtime():
 def stack():
     """The stack this pass runs on: "local" or "services"."""
     return settings.STACK
+
+
+def pytest_report_header(config):
+    import django
+
+    from tests.settings import STACK
+
+    return f"ratelimit_app test stack: {STACK}; Django {django.get_version()}"
+
+
+@pytest.fixture(scope="session")
+def private_redis():
+    """A throwaway redis-server of this test session's own, for stats, faults and restarts."""
+    from tests.services import RedisServer
+
+    if not RedisServer.available():
+        pytest.fail("redis-server is not installed: the Redis fault tests cannot run.")
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def private_backend(private_redis, settings):
+    """A RedisBackend on the private server, through a django-redis cache alias."""
+    from tests.counters_support import make_backend
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "private": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": private_redis.url},
+    }
+    return make_backend("redis", CACHE_ALIAS="private")
