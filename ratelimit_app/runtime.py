@@ -9,6 +9,7 @@ from ratelimit_app.counters.breaker import CircuitBreaker, GuardedBackend
 
 _lock = threading.Lock()
 _backend = None
+_snapshots = None
 
 
 def build_backend(config):
@@ -37,8 +38,26 @@ def get_backend():
     return _backend
 
 
+def get_snapshot_holder():
+    """The process's PolicySnapshot holder (created on first use)."""
+    global _snapshots
+    if _snapshots is None:
+        from ratelimit_app.policy import SnapshotHolder
+
+        with _lock:
+            if _snapshots is None:
+                _snapshots = SnapshotHolder()
+    return _snapshots
+
+
+def get_snapshot():
+    """The process's current PolicySnapshot."""
+    return get_snapshot_holder().get()
+
+
 def reset():
     """Forget the process's objects; the next call builds them from the settings again."""
-    global _backend
+    global _backend, _snapshots
     with _lock:
         _backend = None
+        _snapshots = None

@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 from django.conf import settings
 
@@ -5,11 +7,26 @@ from ratelimit_app import runtime
 
 
 @pytest.fixture(autouse=True)
-def _fresh_runtime():
-    """Every test starts with a new backend, so counters never leak between tests."""
+def _fresh_runtime(settings):
+    """Every test gets its own key prefix and a new backend and policy snapshot, so
+    counters never leak between tests, on Redis either."""
+    settings.RATELIMIT_APP = {
+        **settings.RATELIMIT_APP,
+        "KEY_PREFIX": f"rlt{uuid.uuid4().hex[:8]}",
+        "POLICY_REFRESH_INTERVAL": 0,
+    }
     runtime.reset()
     yield
     runtime.reset()
+
+
+@pytest.fixture
+def demo_data(db):
+    """The catalogue plus the demo's tenants and API keys."""
+    from project.demo.setup import DEMO_KEYS, load_demo_data
+
+    load_demo_data()
+    return {tier: secret for tier, (_name, secret) in DEMO_KEYS.items()}
 
 
 @pytest.fixture

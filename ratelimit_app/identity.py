@@ -1,0 +1,137 @@
+"""Who is asking: client IP (trusting only configured proxies), API key, user, tenant."""
+
+import ipaddress
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.utils.module_loading import import_string
+
+from ratelimit_app import hashing
+
+MAX_FORWARDED_HOPS = 32
+MAX_HEADER_LENGTH = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The parties a request's limits are counted for. ``ip`` is a canonical bucket name."""
+
+    ip: str | None
+    api_key_id: int | None
+    user_id: str | None
+    tenant: object | None  # policy.TenantEntry
+
+
+@lru_cache(maxsize=8)
+def trusted_networks(proxies):
+    """Parsed CIDRs of the trusted proxies (cached per settings tuple)."""
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def parse_address(raw):
+    """An ip_address from a header value, IPv4-mapped IPv6 unwrapped; None if malformed."""
+    raw = raw.strip()
+    if raw.startswith("[") and "]" in raw:  # "[2001:db8::1]:443"
+        raw = raw[1 : raw.index("]")]
+    elif raw.count(":") == 1:  # "192.0.2.1:443"
+        raw = raw.split(":")[0]
+    try:
+        address = ipaddress.ip_address(raw.split("%")[0])
+    except ValueError:
+        return None
+    if address.version == 6 and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def bucket_of(address, ipv6_prefix):
+    """The counting bucket of an address: itself for IPv4, its /64 (by default) for IPv6."""
+    if address.version == 4:
+        return str(address)
+    return str(ipaddress.ip_network(f"{address}/{ipv6_prefix}", strict=False))
+
+
+def _is_trusted(address, networks):
+    return any(address in network for network in networks)
+
+
+def client_ip(meta, proxies=(), ipv6_prefix=64):
+    """The client's IP bucket for a request's META.
+
+    REMOTE_ADDR is the client unless it is a trusted proxy; then X-Forwarded-For is
+    read from the right, skipping trusted hops, and the first other hop is the client.
+    A client can never choose its own address: a header from an untrusted peer is
+    ignored. A malformed hop gets a bucket of its own (a keyed hash of the raw value),
+    never a bucket shared with other clients; no address at all gives None.
+    """
+    networks = trusted_networks(tuple(proxies))
+    remote_raw = meta.get("REMOTE_ADDR") or ""
+    remote = parse_address(remote_raw[:MAX_HEADER_LENGTH])
+    if remote is None:
+        return f"raw:{hashing.short_hash('ip', remote_raw)}" if remote_raw else None
+    if not networks or not _is_trusted(remote, networks):
+        return bucket_of(remote, ipv6_prefix)
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")[-MAX_HEADER_LENGTH:]
+    hops = [hop for hop in forwarded.split(",") if hop.strip()][-MAX_FORWARDED_HOPS:]
+    client = remote
+    for raw_hop in reversed(hops):
+        hop = parse_address(raw_hop)
+        if hop is None:
+            return f"raw:{hashing.short_hash('ip', raw_hop.strip())}"
+        client = hop
+        if not _is_trusted(hop, networks):
+            break
+    return bucket_of(client, ipv6_prefix)
+
+
+def presented_api_key(meta):
+    """The API key a request presents in ``Authorization: Bearer`` or ``X-API-Key``."""
+    header = meta.get("HTTP_AUTHORIZATION", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    value = meta.get("HTTP_X_API_KEY", "").strip()
+    return value or None
+
+
+def resolve_api_key(secret, snapshot):
+    """The snapshot's KeyEntry for a presented secret, or None if unknown or revoked."""
+    prefix = hashing.api_key_prefix(secret)
+    entry = snapshot.api_keys.get(prefix) if prefix else None
+    if entry is None or not hashing.api_key_matches(secret, entry.hashed_secret):
+        return None
+    return entry
+
+
+def resolve_tenant(request, user, snapshot, config, key_entry):
+    """The request's tenant: its API key's, else the one TENANT_RESOLVER names for it."""
+    tenant_id = key_entry.tenant_id if key_entry else None
+    if tenant_id is None and config["TENANT_RESOLVER"] and user is not None:
+        resolved = import_string(config["TENANT_RESOLVER"])(request, user)
+        if isinstance(resolved, str):
+            tenant_id = snapshot.tenant_slugs.get(resolved)
+        elif resolved is not None:
+            tenant_id = getattr(resolved, "pk", resolved)
+    tenant = snapshot.tenants.get(tenant_id) if tenant_id is not None else None
+    return tenant if tenant is not None and tenant.active else None
+
+
+def identify(request, snapshot, config, user=None, needs_user=True):
+    """The Identity of ``request``; ``user`` overrides request.user (DRF's user).
+
+    With ``needs_user`` false, request.user is not touched (it may cost a session query).
+    """
+    meta = request.META
+    secret = presented_api_key(meta)
+    key_entry = resolve_api_key(secret, snapshot) if secret else None
+    if user is None and needs_user:
+        user = getattr(request, "user", None)
+    authenticated = user is not None and getattr(user, "is_authenticated", False)
+    return Identity(
+        ip=client_ip(meta, config["TRUSTED_PROXIES"], config["IPV6_PREFIX"]),
+        api_key_id=key_entry.id if key_entry else None,
+        user_id=str(user.pk) if authenticated else None,
+        tenant=resolve_tenant(
+            request, user if authenticated else None, snapshot, config, key_entry
+        ),
+    )

@@ -1,0 +1,176 @@
+"""PolicySnapshot: a frozen, in-memory view of every enabled policy, one per process.
+
+Requests read the snapshot and never the database. At most once per
+POLICY_REFRESH_INTERVAL a process reads the revision number (one small query) and
+rebuilds the snapshot when an admin edit has raised it, so edits reach every worker
+within about a second without a restart.
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ratelimit_app import paths, revision
+from ratelimit_app.conf import get_config
+from ratelimit_app.models import ApiKey, BanRule, CredentialBan, EndpointGroup, Limit, Tenant, Tier
+
+
+@dataclass(frozen=True, slots=True)
+class LimitEntry:
+    id: int
+    group: str
+    scope: str
+    algorithm: str
+    rate: int
+    period: int
+    burst: int | None
+    shadow: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TenantEntry:
+    id: int
+    slug: str
+    tier_id: int
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    id: int
+    hashed_secret: str
+    tenant_id: int
+
+
+@dataclass
+class PolicySnapshot:
+    """Everything a request needs to know about policies, without a query."""
+
+    revision: int = 0
+    default_tier_id: int | None = None
+    groups: dict = field(default_factory=dict)  # slug -> applies_to_all
+    global_groups: tuple = ()
+    matchers: tuple = ()  # (compiled pattern, group slug), most specific first
+    tier_limits: dict = field(default_factory=dict)  # (group, tier_id) -> [LimitEntry]
+    tenant_limits: dict = field(default_factory=dict)  # (group, tenant_id) -> [LimitEntry]
+    tenants: dict = field(default_factory=dict)  # id -> TenantEntry
+    tenant_slugs: dict = field(default_factory=dict)  # slug -> id
+    api_keys: dict = field(default_factory=dict)  # prefix -> KeyEntry
+    ban_rules: tuple = ()
+    bans: dict = field(default_factory=dict)  # (rule_id, fingerprint) -> expires_at (epoch s)
+    has_user_limits: bool = False
+    _cache: dict = field(default_factory=dict)
+
+    def group_for_path(self, path):
+        """The endpoint group whose path patterns match ``path`` (normalized first)."""
+        normalized = paths.normalize_path(path)
+        for pattern, slug in self.matchers:
+            if pattern.match(normalized):
+                return slug
+        return None
+
+    def limits_for(self, group, tenant):
+        """Limits for a request to ``group`` by ``tenant`` (or None): the tier's limits
+        with the tenant's overrides replacing those of the same scope and period, plus
+        the limits of every group that applies to all requests."""
+        cache_key = (group, tenant.id if tenant else None)
+        cached = self._cache.get(cache_key)
+        if cached is None:
+            cached = tuple(
+                limit
+                for slug in dict.fromkeys((group, *self.global_groups))
+                for limit in self._group_limits(slug, tenant)
+            )
+            self._cache[cache_key] = cached
+        return cached
+
+    def _group_limits(self, group, tenant):
+        tier_id = tenant.tier_id if tenant else self.default_tier_id
+        base = self.tier_limits.get((group, tier_id), [])
+        if tenant is None:
+            return base
+        overrides = self.tenant_limits.get((group, tenant.id), [])
+        replaced = {(o.scope, o.period) for o in overrides}
+        return [*overrides, *(b for b in base if (b.scope, b.period) not in replaced)]
+
+
+def _limit_entry(limit):
+    return LimitEntry(
+        id=limit.pk,
+        group=limit.group.slug,
+        scope=limit.scope,
+        algorithm=limit.algorithm,
+        rate=limit.rate,
+        period=limit.period,
+        burst=limit.effective_burst if limit.algorithm == "gcra" else None,
+        shadow=limit.shadow,
+    )
+
+
+def build_snapshot(now=None):
+    """Read every enabled policy from the database into a new PolicySnapshot."""
+    snapshot = PolicySnapshot(revision=revision.current())
+    snapshot.default_tier_id = (
+        Tier.objects.filter(is_default=True).values_list("pk", flat=True).first()
+    )
+    matchers = []
+    for group in EndpointGroup.objects.all():
+        snapshot.groups[group.slug] = group.applies_to_all
+        for pattern in group.pattern_list():
+            specificity = paths.pattern_specificity(pattern)
+            matchers.append((specificity, paths.compile_pattern(pattern), group.slug))
+    matchers.sort(key=lambda m: m[0], reverse=True)
+    snapshot.matchers = tuple((pattern, slug) for _, pattern, slug in matchers)
+    snapshot.global_groups = tuple(s for s, applies in snapshot.groups.items() if applies)
+    for limit in Limit.objects.filter(enabled=True).select_related("group"):
+        owner = (
+            snapshot.tier_limits.setdefault((limit.group.slug, limit.tier_id), [])
+            if limit.tier_id
+            else snapshot.tenant_limits.setdefault((limit.group.slug, limit.tenant_id), [])
+        )
+        owner.append(_limit_entry(limit))
+        snapshot.has_user_limits |= limit.scope == "user"
+    for tenant in Tenant.objects.all():
+        snapshot.tenants[tenant.pk] = TenantEntry(
+            tenant.pk, tenant.slug, tenant.tier_id, tenant.active
+        )
+        snapshot.tenant_slugs[tenant.slug] = tenant.pk
+    for key in ApiKey.objects.filter(revoked=False, tenant__active=True):
+        snapshot.api_keys[key.prefix] = KeyEntry(key.pk, key.hashed_secret, key.tenant_id)
+    snapshot.ban_rules = tuple(BanRule.objects.filter(enabled=True).select_related("group"))
+    for rule_id, fingerprint, expires_at in CredentialBan.objects.active().values_list(
+        "rule_id", "fingerprint", "expires_at"
+    ):
+        snapshot.bans[(rule_id, fingerprint)] = expires_at.timestamp()
+    return snapshot
+
+
+class SnapshotHolder:
+    """Keeps a process's snapshot fresh; ``clock`` is injectable for tests."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.snapshot = None
+        self.checked_at = None
+        self._lock = threading.Lock()
+
+    def get(self):
+        """The current snapshot, refreshed if the revision moved (checked once per interval)."""
+        now = self.clock()
+        interval = float(get_config()["POLICY_REFRESH_INTERVAL"])
+        if self.snapshot is not None and now - self.checked_at < interval:
+            return self.snapshot
+        with self._lock:
+            if self.snapshot is None or now - self.checked_at >= interval:
+                self._refresh(now)
+        return self.snapshot
+
+    def _refresh(self, now):
+        if self.snapshot is None or revision.current() != self.snapshot.revision:
+            self.snapshot = build_snapshot()
+        self.checked_at = now
+
+    def invalidate(self):
+        """Rebuild on the next request (used after this process itself changed a policy)."""
+        with self._lock:
+            self.checked_at = float("-inf")

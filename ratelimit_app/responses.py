@@ -1,0 +1,130 @@
+"""Rate-limit headers and 429 bodies: one home for every surface."""
+
+import math
+
+from django.http import JsonResponse
+from django.utils.module_loading import import_string
+
+from ratelimit_app.conf import get_config
+
+ERROR_CODE = "rate_limit_exceeded"
+
+
+def retry_after_seconds(retry_after):
+    """Whole seconds for Retry-After: rounded up, so never earlier than allowed; at least 1."""
+    return max(1, math.ceil(retry_after - 1e-9))
+
+
+def _reset_value(decision, style):
+    if style == "epoch":
+        return math.ceil(decision.now + decision.reset_after)
+    return math.ceil(decision.reset_after)
+
+
+def _policy_name(result):
+    spec = result.spec
+    return spec.name or spec.key.rsplit(":", 2)[-2]
+
+
+def rate_limit_headers(decision, config=None):
+    """``X-RateLimit-*`` headers for the tightest limit, and optionally the IETF fields."""
+    config = config or get_config()
+    headers = {
+        "X-RateLimit-Limit": str(decision.limit),
+        "X-RateLimit-Remaining": str(max(0, decision.remaining)),
+        "X-RateLimit-Reset": str(_reset_value(decision, config["RESET_STYLE"])),
+    }
+    if config["IETF_HEADERS"]:
+        enforced = [r for r in decision.results if not r.spec.shadow]
+        headers["RateLimit-Policy"] = ", ".join(
+            f'"{_policy_name(r)}";q={r.limit};w={r.spec.period}' for r in enforced
+        )
+        headers["RateLimit"] = ", ".join(
+            f'"{_policy_name(r)}";r={max(0, r.remaining)};t={math.ceil(r.reset_after)}'
+            for r in enforced
+        )
+    return headers
+
+
+def default_body(decision, seconds, message):
+    """The body of per-key-rolling-windows.md."""
+    return {
+        "success": False,
+        "error": {"code": ERROR_CODE, "message": message, "retry_after_seconds": seconds},
+    }
+
+
+def drf_body(decision, seconds, message):
+    """DRF's shape: ``{"detail": ...}``."""
+    return {"detail": f"Request was throttled. Expected available in {seconds} seconds."}
+
+
+def problem_body(decision, seconds, message):
+    """RFC 9457 problem details naming the violated limits."""
+    return {
+        "type": "about:blank",
+        "title": "Too Many Requests",
+        "status": 429,
+        "detail": message,
+        "retry_after_seconds": seconds,
+        "violated_limits": [
+            {"name": _policy_name(r), "limit": r.limit, "period": r.spec.period}
+            for r in decision.results
+            if not r.allowed and not r.spec.shadow
+        ],
+    }
+
+
+BODIES = {"default": default_body, "drf": drf_body, "problem": problem_body}
+
+
+def body_builder(config):
+    """The configured body function: a style name, a callable, or a dotted path."""
+    body = config["BODY"]
+    if callable(body):
+        return body
+    return BODIES.get(body) or import_string(body)
+
+
+def throttled_payload(decision, config=None):
+    """``(body, content_type, retry_after_seconds)`` of a 429 for ``decision``."""
+    config = config or get_config()
+    seconds = retry_after_seconds(decision.retry_after)
+    body = body_builder(config)(decision, seconds, config["MESSAGE"])
+    content_type = "application/problem+json" if config["BODY"] == "problem" else "application/json"
+    return body, content_type, seconds
+
+
+def throttled_response(decision, config=None):
+    """The 429 response for a denied ``decision``, with every header."""
+    config = config or get_config()
+    body, content_type, seconds = throttled_payload(decision, config)
+    response = JsonResponse(body, status=429, content_type=content_type)
+    for name, value in rate_limit_headers(decision, config).items():
+        response[name] = value
+    response["Retry-After"] = str(seconds)
+    return response
+
+
+def unavailable_response(retry_after):
+    """503 for fail-closed when the counter store cannot answer."""
+    response = JsonResponse(
+        {
+            "success": False,
+            "error": {
+                "code": "rate_limiter_unavailable",
+                "message": "Rate limiting is unavailable; try again soon.",
+                "retry_after_seconds": retry_after_seconds(retry_after),
+            },
+        },
+        status=503,
+    )
+    response["Retry-After"] = str(retry_after_seconds(retry_after))
+    return response
+
+
+def add_headers(response, decision, config=None):
+    """Set the rate-limit headers of ``decision`` on ``response`` (any status)."""
+    for name, value in rate_limit_headers(decision, config).items():
+        response[name] = value
+    return response

@@ -1,0 +1,90 @@
+"""Client identity: trusted proxies only, IPv6 per /64, keys by keyed hash."""
+
+import pytest
+
+from ratelimit_app import hashing
+from ratelimit_app.identity import client_ip, presented_api_key, resolve_api_key
+from ratelimit_app.policy import KeyEntry, PolicySnapshot
+
+PROXIES = ["10.0.0.0/8"]
+
+
+def ip(remote, forwarded=None, proxies=(), prefix=64):
+    meta = {"REMOTE_ADDR": remote}
+    if forwarded is not None:
+        meta["HTTP_X_FORWARDED_FOR"] = forwarded
+    return client_ip(meta, proxies, prefix)
+
+
+def test_remote_addr_is_the_client_without_trusted_proxies():
+    assert ip("203.0.113.9") == "203.0.113.9"
+
+
+def test_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored():
+    assert ip("203.0.113.9", "1.2.3.4") == "203.0.113.9"
+    assert ip("203.0.113.9", "1.2.3.4", proxies=PROXIES) == "203.0.113.9"
+
+
+def test_one_trusted_proxy():
+    assert ip("10.0.0.1", "198.51.100.7", proxies=PROXIES) == "198.51.100.7"
+
+
+def test_two_trusted_proxies_and_a_spoofed_leftmost_hop():
+    chain = "6.6.6.6, 198.51.100.7, 10.1.1.1"
+    assert ip("10.0.0.1", chain, proxies=PROXIES) == "198.51.100.7"
+
+
+def test_trusted_peer_without_header_is_itself_the_client():
+    assert ip("10.0.0.1", proxies=PROXIES) == "10.0.0.1"
+
+
+@pytest.mark.parametrize("bad", ["not-an-ip", "999.1.1.1", "1.2.3.4.5", "::g"])
+def test_malformed_hops_get_their_own_bucket(bad):
+    bucket = ip("10.0.0.1", f"{bad}, 10.2.2.2", proxies=PROXIES)
+    assert bucket.startswith("raw:")
+    assert bucket != ip("10.0.0.1", f"{bad}x, 10.2.2.2", proxies=PROXIES)
+    assert bad not in bucket  # only a keyed hash of it
+
+
+def test_malformed_and_missing_remote_addr_never_share_a_bucket():
+    assert ip("garbage").startswith("raw:")
+    assert ip("garbage") != ip("other-garbage")
+    assert client_ip({}, (), 64) is None
+    assert client_ip({"REMOTE_ADDR": ""}, (), 64) is None
+
+
+def test_oversized_header_is_capped_and_read_from_the_right():
+    forwarded = "1.1.1.1, " * 100_000 + "198.51.100.7"
+    assert ip("10.0.0.1", forwarded, proxies=PROXIES) == "198.51.100.7"
+
+
+def test_ipv6_counts_per_64_and_rotation_inside_it_does_not_help():
+    first = ip("2001:db8:1:2::1")
+    assert first == "2001:db8:1:2::/64"
+    assert ip("2001:db8:1:2:ffff:ffff:ffff:ffff") == first
+    assert ip("2001:db8:1:3::1") != first
+    assert ip("2001:db8:1:2::1", prefix=128) == "2001:db8:1:2::1/128"
+
+
+def test_ipv4_mapped_ipv6_counts_as_ipv4():
+    assert ip("::ffff:192.0.2.5") == "192.0.2.5"
+
+
+def test_ports_are_ignored():
+    assert ip("10.0.0.1", "[2001:db8::1]:443", proxies=PROXIES) == "2001:db8::/64"
+    assert ip("10.0.0.1", "192.0.2.1:8080", proxies=PROXIES) == "192.0.2.1"
+
+
+def test_api_key_from_bearer_or_x_api_key():
+    assert presented_api_key({"HTTP_AUTHORIZATION": "Bearer abc"}) == "abc"
+    assert presented_api_key({"HTTP_X_API_KEY": "xyz"}) == "xyz"
+    assert presented_api_key({"HTTP_AUTHORIZATION": "Basic abc"}) is None
+
+
+def test_api_key_resolution_by_prefix_and_keyed_hash():
+    prefix, secret = hashing.new_api_key()
+    snapshot = PolicySnapshot(api_keys={prefix: KeyEntry(7, hashing.hash_api_key(secret), 3)})
+    assert resolve_api_key(secret, snapshot).id == 7
+    assert resolve_api_key(secret + "x", snapshot) is None
+    assert resolve_api_key(f"{prefix}.wrong", snapshot) is None
+    assert resolve_api_key("k" * 1_000_000, snapshot) is None

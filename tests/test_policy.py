@@ -1,0 +1,132 @@
+"""The policy snapshot: overrides, no queries per request, edits seen within a second."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from ratelimit_app.policy import SnapshotHolder, build_snapshot
+from tests.factories import EndpointGroupFactory, LimitFactory, TenantFactory
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_tenant_override_replaces_the_tier_limit_of_the_same_scope_and_period():
+    tenant = TenantFactory()
+    group = EndpointGroupFactory(slug="admin")
+    LimitFactory(group=group, tier=tenant.tier, rate=300, burst=50)
+    LimitFactory(
+        group=group,
+        tier=tenant.tier,
+        algorithm="sliding_window",
+        burst=None,
+        rate=9000,
+        period=3600,
+    )
+    LimitFactory(group=group, tier=None, tenant=tenant, rate=600, burst=100)
+    other = TenantFactory(tier=tenant.tier)
+    snapshot = build_snapshot()
+    entry = snapshot.tenants[tenant.pk]
+    limits = {(lim.period, lim.rate) for lim in snapshot.limits_for("admin", entry)}
+    assert limits == {(60, 600), (3600, 9000)}
+    assert {lim.rate for lim in snapshot.limits_for("admin", snapshot.tenants[other.pk])} == {
+        300,
+        9000,
+    }
+
+
+def test_global_groups_add_their_limits_to_every_group():
+    tenant = TenantFactory()
+    own = EndpointGroupFactory(slug="own")
+    everything = EndpointGroupFactory(slug="all", applies_to_all=True)
+    LimitFactory(group=own, tier=tenant.tier)
+    LimitFactory(group=everything, tier=tenant.tier, scope="ip", rate=5)
+    snapshot = build_snapshot()
+    scopes = [lim.scope for lim in snapshot.limits_for("own", snapshot.tenants[tenant.pk])]
+    assert scopes == ["tenant", "ip"]
+
+
+def test_steady_state_makes_no_query(settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 1.0}
+    LimitFactory()
+    clock = [0.0]
+    holder = SnapshotHolder(clock=lambda: clock[0])
+    holder.get()
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(100):
+            clock[0] += 0.001
+            holder.get()
+    assert len(queries) == 0
+
+
+def test_edit_is_seen_after_the_interval_with_one_query_when_nothing_changed(settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 1.0}
+    limit = LimitFactory(rate=60)
+    clock = [0.0]
+    holder = SnapshotHolder(clock=lambda: clock[0])
+    first = holder.get()
+    clock[0] = 1.0
+    with CaptureQueriesContext(connection) as queries:
+        assert holder.get() is first
+    assert len(queries) == 1  # only the revision number
+    limit.rate = 120
+    limit.save()
+    clock[0] = 1.5
+    assert holder.get() is first  # within the interval
+    clock[0] = 2.0
+    fresh = holder.get()
+    assert fresh is not first
+    assert [lim.rate for lims in fresh.tier_limits.values() for lim in lims] == [120]
+
+
+WATCHER = """
+import os, time
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+import django
+django.setup()
+from ratelimit_app.policy import SnapshotHolder
+holder = SnapshotHolder()  # the default refresh interval: 1 s
+def rates():
+    return sorted(lim.rate for lims in holder.get().tier_limits.values() for lim in lims)
+print("start", rates(), flush=True)
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline and 777 not in rates():
+    time.sleep(0.005)
+print("seen", time.monotonic(), flush=True)
+"""
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_an_edit_reaches_another_process_within_about_a_second():
+    limit = LimitFactory(rate=60)
+    env = {**os.environ, "RATELIMIT_TEST_STACK": "services"}
+    from django.conf import settings
+
+    env["DATABASE_URL"] = _database_url(settings.DATABASES["default"])
+    watcher = subprocess.Popen(
+        [sys.executable, "-c", WATCHER], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert watcher.stdout.readline().startswith("start [60]")
+        limit.rate = 777
+        limit.save()
+        saved_at = time.monotonic()
+        line = watcher.stdout.readline()
+        assert line.startswith("seen"), line
+        delay = float(line.split()[1]) - saved_at
+        print(f"edit seen by another process after {delay:.3f} s")
+        assert delay < 1.5
+    finally:
+        watcher.kill()
+        watcher.wait()
+
+
+def _database_url(db):
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
