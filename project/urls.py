@@ -14,4 +14,6 @@ urlpatterns = [
     path("test", views.OtpTestView.as_view(), name="otp-test"),
     path("acp/<slug:group>/ping", views.AcpGroupView.as_view(), name="acp-ping"),
     path("hello", views.hello, name="hello"),
+    path("v1/legacy", views.legacy_report, name="legacy"),
+    path("v1/async", views.async_report, name="async"),
 ]

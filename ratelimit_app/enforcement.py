@@ -88,7 +88,9 @@ def _evaluate(request, group, user, cost):
     config = get_config()
     snapshot = runtime.get_snapshot()
     group = group or snapshot.group_for_path(request.path_info)
-    if group is None or group not in snapshot.groups:
+    if group not in snapshot.groups:
+        group = None  # only the limits that apply to every request
+    if group is None and not snapshot.global_groups:
         return NOT_LIMITED
     needs_user = snapshot.has_user_limits or bool(config["TENANT_RESOLVER"])
     who = identity.identify(request, snapshot, config, user=user, needs_user=needs_user)

@@ -70,15 +70,16 @@ class PolicySnapshot:
         return None
 
     def limits_for(self, group, tenant):
-        """Limits for a request to ``group`` by ``tenant`` (or None): the tier's limits
-        with the tenant's overrides replacing those of the same scope and period, plus
-        the limits of every group that applies to all requests."""
+        """Limits for a request to ``group`` by ``tenant`` (either may be None): the tier's
+        limits with the tenant's overrides replacing those of the same scope and period,
+        plus the limits of every group that applies to all requests."""
         cache_key = (group, tenant.id if tenant else None)
         cached = self._cache.get(cache_key)
         if cached is None:
             cached = tuple(
                 limit
                 for slug in dict.fromkeys((group, *self.global_groups))
+                if slug is not None
                 for limit in self._group_limits(slug, tenant)
             )
             self._cache[cache_key] = cached

@@ -65,3 +65,14 @@ def private_backend(private_redis, settings):
         "private": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": private_redis.url},
     }
     return make_backend("redis", CACHE_ALIAS="private")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _live_server_without_nagle():
+    """The dev server writes headers and body separately; with Nagle's algorithm and the
+    client's delayed ACK each request then waits 40 ms, which would let GCRA limits
+    refill during a burst. Real servers (gunicorn) set TCP_NODELAY too."""
+    from django.core.servers.basehttp import WSGIRequestHandler
+
+    WSGIRequestHandler.disable_nagle_algorithm = True
+    yield

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ratelimit_app.credentials import client_credentials
+from ratelimit_app.decorators import ratelimit
 
 MAX_CLIENT_ID_LENGTH = 255
 
@@ -86,3 +87,15 @@ def token_view(request):
 def hello(request):
     """A plain Django (non-DRF) view; its group comes from the path patterns."""
     return HttpResponse("Hello from a plain Django view.\n", content_type="text/plain")
+
+
+@ratelimit(group="standard")
+def legacy_report(request):
+    """A plain view limited by the decorator (and also covered by the middleware)."""
+    return JsonResponse({"ok": True, "view": "legacy"})
+
+
+@ratelimit(group="standard")
+async def async_report(request):
+    """An async plain view under the decorator."""
+    return JsonResponse({"ok": True, "view": "async"})

@@ -1,0 +1,182 @@
+"""The demo project protected by the catalogue, through real HTTP (Django's live server),
+on the in-process backend (local pass) and on Redis (services pass)."""
+
+import time
+
+import pytest
+
+from ratelimit_app.models import Limit
+from tests.http_support import HttpClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def http(live_server):
+    client = HttpClient(live_server.url)
+    yield client
+    client.close()
+
+
+def key_header(secret):
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def burst_until_denied(http, method, path, headers, limit=5000):
+    """Send requests until the first 429; return (allowed count, the 429 reply)."""
+    for sent in range(limit):
+        reply = http.request(method, path, headers)
+        if reply.status == 429:
+            return sent, reply
+        assert reply.status < 400, reply.body
+    raise AssertionError(f"no 429 after {limit} requests")
+
+
+def test_free_admin_group_allows_a_burst_of_50_then_429(http, demo_data):
+    first = http.get("/acp/admin/ping", **key_header(demo_data["free"]))
+    assert first.status == 200
+    assert first.header("X-RateLimit-Limit") == "50"
+    assert first.header("X-RateLimit-Remaining") == "49"
+    assert 0 < int(first.header("X-RateLimit-Reset")) <= 1  # one request: 0.2 s to drain
+    allowed, denied = burst_until_denied(
+        http, "GET", "/acp/admin/ping", key_header(demo_data["free"])
+    )
+    assert allowed + 1 in (50, 51)  # 50, or 51 if an emission interval passed meanwhile
+    assert denied.header("X-RateLimit-Limit") == "50"
+    assert denied.header("X-RateLimit-Remaining") == "0"
+    assert int(denied.header("X-RateLimit-Reset")) == 10  # 50 x 0.2 s
+    assert denied.header("Retry-After") == "1"
+    assert denied.header("Content-Type") == "application/json"
+    assert denied.json() == {
+        "success": False,
+        "error": {
+            "code": "rate_limit_exceeded",
+            "message": "Too many requests. Please wait before retrying.",
+            "retry_after_seconds": 1,
+        },
+    }
+
+
+def test_paid_tenant_gets_its_higher_numbers(http, demo_data):
+    reply = http.get("/acp/admin/ping", **key_header(demo_data["paid"]))
+    assert reply.header("X-RateLimit-Limit") == "250"
+    for _ in range(60):
+        assert http.get("/acp/admin/ping", **key_header(demo_data["paid"])).status == 200
+
+
+def test_messaging_burst_of_5_per_second(http, demo_data):
+    allowed, denied = burst_until_denied(
+        http, "POST", "/v1/messages", key_header(demo_data["free"])
+    )
+    assert allowed in (5, 6)
+    assert denied.header("X-RateLimit-Limit") == "5"
+    assert denied.header("Retry-After") == "1"
+
+
+def test_messaging_300_per_minute_rolling_window(http, demo_data):
+    Limit.objects.filter(group__slug="messaging", algorithm="gcra").update(shadow=True)
+    _bump_revision()
+    allowed, denied = burst_until_denied(
+        http, "POST", "/v1/messages", key_header(demo_data["free"])
+    )
+    assert allowed == 300
+    assert denied.header("X-RateLimit-Limit") == "300"
+    # Until the next window starts and the previous one's weight has decayed a little.
+    assert 0 < int(denied.header("Retry-After")) <= 61
+    assert denied.json()["error"]["retry_after_seconds"] == int(denied.header("Retry-After"))
+
+
+def test_standard_routes_120_per_minute_with_an_epoch_reset(http, demo_data, settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "RESET_STYLE": "epoch"}
+    reply = http.get("/v1/status", **key_header(demo_data["free"]))
+    assert reply.header("X-RateLimit-Limit") == "120"
+    reset = int(reply.header("X-RateLimit-Reset"))
+    assert time.time() < reset <= time.time() + 121
+    allowed, denied = burst_until_denied(http, "GET", "/v1/status", key_header(demo_data["free"]))
+    assert allowed == 119
+    assert denied.header("X-RateLimit-Remaining") == "0"
+
+
+def test_license_extra_limit_binds_before_the_keys_own(http, demo_data):
+    allowed, denied = burst_until_denied(
+        http, "POST", "/v1/licenses/validate", key_header(demo_data["free"])
+    )
+    assert allowed == 20
+    assert denied.header("X-RateLimit-Limit") == "20"
+    # The key's own API-wide limit still has room: other routes are served.
+    assert http.get("/v1/status", **key_header(demo_data["free"])).status == 200
+
+
+def test_otp_endpoint_allows_one_per_minute(http, demo_data):
+    assert http.post("/test", **key_header(demo_data["free"])).status == 201
+    denied = http.post("/test", **key_header(demo_data["free"]))
+    assert denied.status == 429
+    assert 59 <= int(denied.header("Retry-After")) <= 60
+
+
+def test_ip_and_api_key_limits_bind_at_once(http, demo_data):
+    Limit.objects.filter(group__slug="all", scope="ip").update(rate=3)
+    _bump_revision()
+    for _ in range(3):
+        assert http.get("/v1/status", **key_header(demo_data["free"])).status == 200
+    denied = http.get("/v1/status", **key_header(demo_data["free"]))
+    assert denied.status == 429 and denied.header("X-RateLimit-Limit") == "3"
+    # Anonymous requests from the same IP are denied too: the IP bucket is full.
+    assert http.get("/v1/status").status == 429
+
+
+def test_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing(http, demo_data):
+    Limit.objects.filter(group__slug="all", scope="ip").update(rate=2)
+    _bump_revision()
+    assert http.get("/hello", **{"X-Forwarded-For": "1.1.1.1"}).status == 200
+    assert http.get("/hello", **{"X-Forwarded-For": "2.2.2.2"}).status == 200
+    assert http.get("/hello", **{"X-Forwarded-For": "3.3.3.3"}).status == 429
+
+
+def test_an_admin_edit_takes_effect_without_a_restart(http, demo_data, admin_client):
+    reply = http.get("/acp/developer/ping", **key_header(demo_data["free"]))
+    assert reply.header("X-RateLimit-Limit") == "50"
+    limit = Limit.objects.get(tier__name="free", group__slug="developer", algorithm="gcra")
+    response = admin_client.post(
+        f"/admin/ratelimit_app/limit/{limit.pk}/change/",
+        {
+            "group": limit.group_id,
+            "tier": limit.tier_id,
+            "scope": "tenant",
+            "algorithm": "gcra",
+            "rate": 600,
+            "period": 60,
+            "burst": 7,
+            "enabled": "on",
+        },
+    )
+    assert response.status_code == 302, response.content
+    reply = http.get("/acp/developer/ping", **key_header(demo_data["free"]))
+    assert reply.header("X-RateLimit-Limit") == "7"
+
+
+def test_plain_django_view_is_limited_through_its_path_pattern(http, demo_data):
+    Limit.objects.filter(group__slug="all").update(shadow=True)
+    _bump_revision()
+    reply = http.get("/hello", **key_header(demo_data["free"]))
+    assert reply.status == 200
+    assert reply.header("X-RateLimit-Limit") == "1000"  # the web group's burst
+    assert reply.header("X-RateLimit-Remaining") == "999"
+
+
+def test_paths_without_a_group_still_get_the_limits_for_every_request(http, demo_data):
+    Limit.objects.filter(group__slug="all", scope="ip").update(rate=2)
+    _bump_revision()
+    assert http.get("/admin/login/").header("X-RateLimit-Limit") == "2"
+
+
+def test_unknown_and_revoked_keys_are_counted_per_ip(http, demo_data):
+    anonymous = http.get("/v1/status", **key_header("5ca1ab1e.not-the-secret"))
+    assert anonymous.status == 200
+    assert anonymous.header("X-RateLimit-Limit") == "600"  # only the per-IP limit applies
+
+
+def _bump_revision():
+    from ratelimit_app import revision
+
+    revision.bump()

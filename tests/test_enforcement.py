@@ -1,0 +1,241 @@
+"""The surfaces over one core, through Django's real request cycle (test client)."""
+
+import asyncio
+import logging
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIRequestFactory
+
+from ratelimit_app.models import Limit
+from ratelimit_app.signals import request_throttled
+from ratelimit_app.throttling import PolicyThrottle
+from tests.services import free_port
+
+pytestmark = pytest.mark.django_db
+
+
+def bearer(secret):
+    return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+
+
+def exhaust(client, method, path, **extra):
+    for _ in range(5000):
+        response = getattr(client, method)(path, **extra)
+        if response.status_code == 429:
+            return response
+    raise AssertionError("never throttled")
+
+
+def test_drf_and_middleware_send_the_same_429_body(client, demo_data):
+    drf = exhaust(client, "post", "/test", **bearer(demo_data["free"]))  # DRF view, OTP
+    Limit.objects.filter(group__slug="all", scope="ip").update(rate=1)
+    plain = exhaust(client, "get", "/hello")  # plain Django view, middleware
+    assert drf.json()["error"]["code"] == plain.json()["error"]["code"] == "rate_limit_exceeded"
+    assert set(drf.json()) == set(plain.json()) == {"success", "error"}
+    assert drf.json()["error"].keys() == plain.json()["error"].keys()
+    for response in (drf, plain):
+        assert int(response["Retry-After"]) == response.json()["error"]["retry_after_seconds"]
+        assert response["X-RateLimit-Remaining"] == "0"
+
+
+@pytest.mark.parametrize("style", ["drf", "problem", "tests.test_enforcement.custom_body"])
+def test_body_styles(client, demo_data, settings, style):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "BODY": style}
+    response = exhaust(client, "post", "/test", **bearer(demo_data["free"]))
+    body = response.json()
+    seconds = int(response["Retry-After"])
+    if style == "drf":
+        assert body == {
+            "detail": f"Request was throttled. Expected available in {seconds} seconds."
+        }
+    elif style == "problem":
+        assert response["Content-Type"] == "application/problem+json"
+        assert body["status"] == 429 and body["retry_after_seconds"] == seconds
+        assert body["violated_limits"] == [{"name": "otp-tenant-60s", "limit": 1, "period": 60}]
+    else:
+        assert body == {"slow_down": seconds}
+
+
+def custom_body(decision, seconds, message):
+    return {"slow_down": seconds}
+
+
+def test_ietf_headers(client, demo_data, settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "IETF_HEADERS": True}
+    response = client.get("/acp/admin/ping", **bearer(demo_data["free"]))
+    assert '"admin-tenant-60s";q=50;w=60' in response["RateLimit-Policy"]
+    assert '"admin-tenant-60s";r=49;t=1' in response["RateLimit"]
+
+
+def test_decorator_and_middleware_charge_once(client, demo_data):
+    remaining = [
+        int(client.get("/v1/legacy", **bearer(demo_data["free"]))["X-RateLimit-Remaining"])
+        for _ in range(3)
+    ]
+    assert remaining == [119, 118, 117]
+
+
+def test_async_view_under_the_decorator(async_client, client, demo_data, settings):
+    # The snapshot is built here first: the worker thread then needs no database.
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 3600}
+    client.get("/hello")
+
+    async def run():
+        return [
+            await async_client.get(
+                "/v1/async", headers={"Authorization": f"Bearer {demo_data['free']}"}
+            )
+            for _ in range(2)
+        ]
+
+    first, second = asyncio.run(run())
+    assert first.status_code == 200
+    assert [first["X-RateLimit-Remaining"], second["X-RateLimit-Remaining"]] == ["119", "118"]
+
+
+def test_steady_state_requests_make_no_database_query(client, demo_data, settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 3600}
+    client.get("/v1/status", **bearer(demo_data["free"]))  # builds the snapshot
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(10):
+            response = client.get("/v1/status", **bearer(demo_data["free"]))
+            assert response.status_code == 200
+    assert len(queries) == 0, [q["sql"] for q in queries]
+
+
+def test_throttle_wait_is_the_rounded_up_retry_after(demo_data):
+    from project.demo.views import OtpTestView
+
+    factory = APIRequestFactory()
+    view = OtpTestView()
+    throttle = PolicyThrottle()
+    request = view.initialize_request(factory.post("/test", **bearer(demo_data["free"])))
+    assert throttle.allow_request(request, view) and throttle.wait() is None
+    denied = PolicyThrottle()
+    request = view.initialize_request(factory.post("/test", **bearer(demo_data["free"])))
+    with pytest.raises(Exception) as exc:
+        denied.allow_request(request, view)
+    assert denied.wait() == exc.value.wait
+    assert 59 <= denied.wait() <= 60
+
+
+def test_signal_and_log_line_hold_no_secret(client, demo_data, caplog):
+    seen = []
+
+    def receiver(sender, request, decision, group, **kwargs):
+        seen.append((group, decision.allowed))
+
+    request_throttled.connect(receiver)
+    try:
+        with caplog.at_level(logging.INFO, logger="ratelimit_app"):
+            exhaust(client, "post", "/test", **bearer(demo_data["free"]))
+    finally:
+        request_throttled.disconnect(receiver)
+    assert seen == [("otp", False)]
+    logged = caplog.text
+    assert "Throttled POST /test" in logged
+    assert demo_data["free"] not in logged and demo_data["free"].split(".")[0] not in logged
+    assert "127.0.0.1" not in logged
+
+
+@pytest.fixture
+def redis_down(settings):
+    settings.CACHES = {
+        **settings.CACHES,
+        "down": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+        },
+    }
+    settings.RATELIMIT_APP = {
+        **settings.RATELIMIT_APP,
+        "BACKEND": "ratelimit_app.counters.redis.RedisBackend",
+        "CACHE_ALIAS": "down",
+    }
+
+
+def test_fail_open_serves_without_limit_headers(client, demo_data, redis_down, caplog):
+    with caplog.at_level(logging.WARNING, logger="ratelimit_app"):
+        responses = [client.get("/v1/status", **bearer(demo_data["free"])) for _ in range(10)]
+    assert all(r.status_code == 200 for r in responses)
+    assert all("X-RateLimit-Limit" not in r for r in responses)
+    # Logged when it starts failing and when the breaker opens, not once per request.
+    assert 1 <= len(caplog.records) <= 3
+
+
+def test_fail_closed_answers_503_with_retry_after(client, demo_data, redis_down, settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "FAILURE_MODE": "closed"}
+    plain = client.get("/hello")
+    drf = client.get("/v1/status", **bearer(demo_data["free"]))
+    for response in (plain, drf):
+        assert response.status_code == 503
+        assert int(response["Retry-After"]) >= 1
+
+
+@pytest.mark.services
+def test_keys_hold_no_raw_identity(client, demo_data):
+    import redis
+    from django.conf import settings as django_settings
+
+    from ratelimit_app.conf import get_config
+
+    client.get("/v1/status", **bearer(demo_data["free"]))
+    server = redis.Redis.from_url(django_settings.REDIS_URL)
+    keys = [k.decode() for k in server.scan_iter(f"{get_config()['KEY_PREFIX']}:*")]
+    assert keys
+    for key in keys:
+        assert "127.0.0.1" not in key
+        assert demo_data["free"].split(".")[0] not in key
+        assert key.startswith(f"{get_config()['KEY_PREFIX']}:{{rl}}:")
+
+
+@pytest.mark.services
+def test_async_middleware_does_not_block_the_event_loop(
+    async_client, client, demo_data, settings, private_redis
+):
+    """With Redis paused, an ASGI request waits out the timeout in a worker thread while
+    other coroutines keep running."""
+    import os
+    import signal
+    import time
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "private": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": private_redis.url},
+    }
+    settings.RATELIMIT_APP = {
+        **settings.RATELIMIT_APP,
+        "CACHE_ALIAS": "private",
+        "SOCKET_TIMEOUT": 0.5,
+        "POLICY_REFRESH_INTERVAL": 3600,
+    }
+    assert client.get("/hello")["X-RateLimit-Limit"]  # snapshot built, connection made
+
+    async def run():
+        ticks = 0
+        stop = False
+
+        async def ticker():
+            nonlocal ticks
+            while not stop:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        task = asyncio.create_task(ticker())
+        started = time.monotonic()
+        response = await async_client.get("/hello")
+        elapsed = time.monotonic() - started
+        stop = True
+        await task
+        return response, ticks, elapsed
+
+    os.kill(private_redis.process.pid, signal.SIGSTOP)
+    try:
+        response, ticks, elapsed = asyncio.run(run())
+    finally:
+        os.kill(private_redis.process.pid, signal.SIGCONT)
+    assert response.status_code == 200  # fail-open
+    assert elapsed >= 0.4  # it did wait for Redis ...
+    assert ticks >= 20  # ... while the loop kept running
