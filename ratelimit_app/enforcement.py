@@ -49,7 +49,7 @@ def build_specs(limits, who, config):
     A limit whose party is unknown (a tenant limit on an anonymous request, say)
     does not apply. Identities enter keys only as keyed hashes.
     """
-    prefix = f"{config['KEY_PREFIX']}:{{{config['HASH_TAG']}}}"
+    prefix = key_base(config)
     specs = []
     for limit in limits:
         value = _identity_value(limit.scope, who)
@@ -70,35 +70,42 @@ def build_specs(limits, who, config):
     return specs
 
 
-def evaluate(request, group=None, user=None, cost=1):
+def evaluate(request, group=None, user=None, cost=1, extra_specs=()):
     """Check and charge the limits of ``request`` once; later calls return the same Verdict.
 
     ``group`` is the endpoint group named by the view; without one, the group's path
     patterns decide. ``user`` is DRF's authenticated user, when the caller has one.
+    ``extra_specs`` (ban checks) go into the same single backend call.
     """
     cached = getattr(request, REQUEST_ATTRIBUTE, None)
     if cached is not None:
         return cached
-    verdict = _evaluate(request, group, user, cost)
-    setattr(request, REQUEST_ATTRIBUTE, verdict)
+    verdict = _evaluate(request, group, user, cost, tuple(extra_specs))
+    remember(request, verdict)
     return verdict
 
 
-def _evaluate(request, group, user, cost):
+def forget(request):
+    """Drop the request's Verdict so that it is checked again."""
+    if hasattr(request, REQUEST_ATTRIBUTE):
+        delattr(request, REQUEST_ATTRIBUTE)
+
+
+def key_base(config):
+    """The start of every counter key: the prefix, then the Redis Cluster hash tag."""
+    return f"{config['KEY_PREFIX']}:{{{config['HASH_TAG']}}}"
+
+
+def remember(request, verdict):
+    """Record ``verdict`` as the request's: every later surface reuses it."""
+    setattr(request, REQUEST_ATTRIBUTE, verdict)
+
+
+def decide(request, specs, group, cost=1):
+    """One backend call for ``specs``, with the failure mode applied."""
     config = get_config()
-    snapshot = runtime.get_snapshot()
-    group = group or snapshot.group_for_path(request.path_info)
-    if group not in snapshot.groups:
-        group = None  # only the limits that apply to every request
-    if group is None and not snapshot.global_groups:
-        return NOT_LIMITED
-    needs_user = snapshot.has_user_limits or bool(config["TENANT_RESOLVER"])
-    who = identity.identify(request, snapshot, config, user=user, needs_user=needs_user)
-    specs = build_specs(snapshot.limits_for(group, who.tenant), who, config)
-    if not specs:
-        return Verdict(decision=None, group=group)
     try:
-        decision = runtime.get_backend().check(specs, cost)
+        decision = runtime.get_backend().check(specs, cost, now=runtime.now_us())
     except BackendUnavailable:
         return _unavailable(group, config)
     if not decision.allowed:
@@ -106,6 +113,22 @@ def _evaluate(request, group, user, cost):
     return Verdict(
         decision=decision, group=group, allowed=decision.allowed, retry_after=decision.retry_after
     )
+
+
+def _evaluate(request, group, user, cost, extra_specs):
+    config = get_config()
+    snapshot = runtime.get_snapshot()
+    group = group or snapshot.group_for_path(request.path_info)
+    if group not in snapshot.groups:
+        group = None  # only the limits that apply to every request
+    if group is None and not snapshot.global_groups and not extra_specs:
+        return NOT_LIMITED
+    needs_user = snapshot.has_user_limits or bool(config["TENANT_RESOLVER"])
+    who = identity.identify(request, snapshot, config, user=user, needs_user=needs_user)
+    specs = build_specs(snapshot.limits_for(group, who.tenant), who, config) + list(extra_specs)
+    if not specs:
+        return Verdict(decision=None, group=group)
+    return decide(request, specs, group, cost)
 
 
 def _unavailable(group, config):

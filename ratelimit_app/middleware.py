@@ -2,7 +2,7 @@
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 
-from ratelimit_app import enforcement
+from ratelimit_app import bans, enforcement
 
 
 def view_group(view_func):
@@ -44,11 +44,18 @@ class RateLimitMiddleware:
     def __call__(self, request):
         if self.is_async:
             return self.__acall__(request)
-        response = self.get_response(request)
+        # Bans first: a banned pair gets its 429 before any credential check runs.
+        verdict = bans.precheck(request)
+        denied = enforcement.denial_response(verdict) if verdict else None
+        response = denied or self.get_response(request)
+        bans.observe(request, response)
         return enforcement.finish_response(request, response)
 
     async def __acall__(self, request):
-        response = await self.get_response(request)
+        verdict = await sync_to_async(bans.precheck, thread_sensitive=False)(request)
+        denied = enforcement.denial_response(verdict) if verdict else None
+        response = denied or await self.get_response(request)
+        await sync_to_async(bans.observe, thread_sensitive=False)(request, response)
         return enforcement.finish_response(request, response)
 
     def process_view(self, request, view_func, view_args, view_kwargs):

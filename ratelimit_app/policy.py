@@ -10,6 +10,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from django.utils import timezone
+
 from ratelimit_app import paths, revision
 from ratelimit_app.conf import get_config
 from ratelimit_app.models import ApiKey, BanRule, CredentialBan, EndpointGroup, Limit, Tenant, Tier
@@ -42,6 +44,47 @@ class KeyEntry:
     tenant_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class BanRuleEntry:
+    id: int
+    group: str | None
+    pattern: object | None
+    methods: frozenset
+    statuses: frozenset
+    threshold: int
+    window: int
+    cooldown: int
+    extend_on_attempt: bool
+    reset_on_success: bool
+    client_id_threshold: int | None
+    ip_threshold: int | None
+
+    def watches(self, method, path, group):
+        """Whether this rule watches a request to ``path`` (normalized) in ``group``."""
+        if method not in self.methods:
+            return False
+        if self.pattern is not None and self.pattern.match(path):
+            return True
+        return self.group is not None and self.group == group
+
+
+def _ban_rule_entry(rule):
+    return BanRuleEntry(
+        id=rule.pk,
+        group=rule.group.slug if rule.group_id else None,
+        pattern=paths.compile_pattern(rule.path) if rule.path else None,
+        methods=rule.method_set(),
+        statuses=rule.status_set(),
+        threshold=rule.threshold,
+        window=rule.window,
+        cooldown=rule.cooldown,
+        extend_on_attempt=rule.extend_on_attempt,
+        reset_on_success=rule.reset_on_success,
+        client_id_threshold=rule.client_id_threshold,
+        ip_threshold=rule.ip_threshold,
+    )
+
+
 @dataclass
 class PolicySnapshot:
     """Everything a request needs to know about policies, without a query."""
@@ -58,6 +101,7 @@ class PolicySnapshot:
     api_keys: dict = field(default_factory=dict)  # prefix -> KeyEntry
     ban_rules: tuple = ()
     bans: dict = field(default_factory=dict)  # (rule_id, fingerprint) -> expires_at (epoch s)
+    lifted: dict = field(default_factory=dict)  # (rule_id, fingerprint) -> lifted_at (epoch s)
     has_user_limits: bool = False
     _cache: dict = field(default_factory=dict)
 
@@ -138,11 +182,19 @@ def build_snapshot(now=None):
         snapshot.tenant_slugs[tenant.slug] = tenant.pk
     for key in ApiKey.objects.filter(revoked=False, tenant__active=True):
         snapshot.api_keys[key.prefix] = KeyEntry(key.pk, key.hashed_secret, key.tenant_id)
-    snapshot.ban_rules = tuple(BanRule.objects.filter(enabled=True).select_related("group"))
+    snapshot.ban_rules = tuple(
+        _ban_rule_entry(rule)
+        for rule in BanRule.objects.filter(enabled=True).select_related("group")
+    )
     for rule_id, fingerprint, expires_at in CredentialBan.objects.active().values_list(
         "rule_id", "fingerprint", "expires_at"
     ):
         snapshot.bans[(rule_id, fingerprint)] = expires_at.timestamp()
+    recently_lifted = CredentialBan.objects.filter(
+        lifted_at__isnull=False, expires_at__gt=timezone.now()
+    ).values_list("rule_id", "fingerprint", "lifted_at")
+    for rule_id, fingerprint, lifted_at in recently_lifted:
+        snapshot.lifted[(rule_id, fingerprint)] = lifted_at.timestamp()
     return snapshot
 
 

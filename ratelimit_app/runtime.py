@@ -1,6 +1,7 @@
 """Process-wide objects built lazily from the settings: the counter backend."""
 
 import threading
+import time
 
 from django.utils.module_loading import import_string
 
@@ -10,6 +11,19 @@ from ratelimit_app.counters.breaker import CircuitBreaker, GuardedBackend
 _lock = threading.Lock()
 _backend = None
 _snapshots = None
+# Tests set a clock (seconds) here to move time; production leaves it None so that
+# Redis uses its own clock and everything else the wall clock.
+test_clock = None
+
+
+def now_us():
+    """The test clock in integer microseconds, or None: the backend then uses its own."""
+    return None if test_clock is None else int(test_clock() * 1_000_000)
+
+
+def wall_clock():
+    """Seconds since the epoch: the test clock if set, else time.time()."""
+    return test_clock() if test_clock is not None else time.time()
 
 
 def build_backend(config):

@@ -97,3 +97,33 @@ class TestBackendContract:
         spec = LimitSpec(unique_key(), GCRA, rate=60, period=60, burst=1)
         decision = backend.check([spec])
         assert decision.allowed and decision.now > 1_700_000_000
+
+    def test_failures_ban_at_the_threshold_and_the_ban_check_denies_until_expiry(self, backend):
+        from ratelimit_app.counters.algorithms import BAN
+        from ratelimit_app.counters.failures import FailureCounter
+
+        ban_key = unique_key("b")
+        counter = FailureCounter(unique_key("x"), ban_key, threshold=3, window=600, cooldown=600)
+        results = [backend.record_failures([counter], now=T0 + i)[1][0] for i in range(3)]
+        assert [(r.count, r.banned) for r in results] == [(1, False), (2, False), (3, True)]
+        assert results[2].expires_at_us == T0 + 2 + 600 * US
+        # Failures while banned are not counted: no second ban.
+        assert not backend.record_failures([counter], now=T0 + 10)[1][0].banned
+        check = LimitSpec(ban_key, BAN, rate=3, period=600)
+        denied = backend.check([check], now=T0 + US)
+        assert not denied.allowed and denied.retry_after == pytest.approx(599.000002)
+        extended = LimitSpec(ban_key, BAN, rate=3, period=600, extend=True)
+        assert backend.check([extended], now=T0 + 100 * US).retry_after == pytest.approx(600)
+        assert backend.check([check], now=T0 + 650 * US).retry_after == pytest.approx(50)
+        assert backend.check([check], now=T0 + 700 * US).allowed
+
+    def test_a_ban_check_charges_no_limit_when_it_denies(self, backend):
+        from ratelimit_app.counters.algorithms import BAN
+        from ratelimit_app.counters.failures import FailureCounter
+
+        ban_key = unique_key("b")
+        counter = FailureCounter(unique_key("x"), ban_key, threshold=1, window=60, cooldown=60)
+        backend.record_failures([counter], now=T0)
+        limit = LimitSpec(unique_key("ip"), FIXED_WINDOW, rate=5, period=60)
+        assert not backend.check([limit, LimitSpec(ban_key, BAN, 1, 60)], now=T0).allowed
+        assert backend.check([limit], now=T0).remaining == 4

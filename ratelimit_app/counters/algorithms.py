@@ -13,7 +13,9 @@ US = 1_000_000
 GCRA = "gcra"
 SLIDING_WINDOW = "sliding_window"
 FIXED_WINDOW = "fixed_window"
-ALGORITHMS = (GCRA, SLIDING_WINDOW, FIXED_WINDOW)
+# Not a limit but a ban check: denies while a ban recorded under the key is in force.
+BAN = "ban"
+ALGORITHMS = (GCRA, SLIDING_WINDOW, FIXED_WINDOW, BAN)
 # rate x period (seconds) stays below this so that every product fits in 2**53.
 MAX_RATE_PERIOD_PRODUCT = 1_000_000_000
 
@@ -29,6 +31,8 @@ class LimitSpec:
     burst: int | None = None
     shadow: bool = False
     name: str = ""
+    # BAN only: each attempt during a ban starts the cooldown (``period``) again.
+    extend: bool = False
 
     def __post_init__(self):
         if self.algorithm not in ALGORITHMS:
@@ -150,13 +154,33 @@ def fixed_window(state, now, spec, cost):
     return Outcome(True, rate, rate - count, to_end, 0, (index, count), to_end)
 
 
-ALGORITHM_FUNCTIONS = {GCRA: gcra, SLIDING_WINDOW: sliding_window, FIXED_WINDOW: fixed_window}
+def ban(state, now, spec, cost):
+    """A ban check: state is (banned_at, expires_at), written when failures reach a threshold.
+
+    Denies until ``expires_at``; with ``spec.extend`` each attempt restarts the cooldown.
+    Reports ``rate`` (the rule's threshold) as its limit.
+    """
+    if not state or state[1] <= now:
+        return Outcome(True, spec.rate, spec.rate, 0, 0, None, 0)
+    expires_at = now + spec.period_us if spec.extend else state[1]
+    new_state = (state[0], expires_at) if spec.extend else None
+    wait = expires_at - now
+    return Outcome(False, spec.rate, 0, wait, wait, new_state, wait)
+
+
+ALGORITHM_FUNCTIONS = {
+    GCRA: gcra,
+    SLIDING_WINDOW: sliding_window,
+    FIXED_WINDOW: fixed_window,
+    BAN: ban,
+}
 
 
 def evaluate(specs, states, now, cost):
     """Outcomes of every limit for one request; ``charged`` says whether to store them.
 
-    All or nothing: if any non-shadow limit denies, nothing is charged.
+    All or nothing: if any non-shadow limit denies, nothing is charged. A ban check's
+    state (an extended ban) is stored either way: see ``writes``.
     """
     outcomes = [
         ALGORITHM_FUNCTIONS[spec.algorithm](state, now, spec, cost)
@@ -164,3 +188,12 @@ def evaluate(specs, states, now, cost):
     ]
     charged = all(o.allowed or s.shadow for s, o in zip(specs, outcomes, strict=True))
     return outcomes, charged
+
+
+def writes(specs, outcomes, charged):
+    """The (spec, outcome) pairs whose new state is stored after ``evaluate``."""
+    return [
+        (spec, outcome)
+        for spec, outcome in zip(specs, outcomes, strict=True)
+        if outcome.state is not None and (charged or spec.algorithm == BAN)
+    ]

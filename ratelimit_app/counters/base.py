@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from ratelimit_app.counters.algorithms import US
+from ratelimit_app.counters.algorithms import BAN, US
 
 
 class BackendUnavailable(Exception):
@@ -41,10 +41,12 @@ class Decision:
 
 def _tightest(results, allowed):
     enforced = [r for r in results if not r.spec.shadow] or list(results)
-    if not enforced:
-        return None
     if not allowed:
         return max((r for r in enforced if not r.allowed), key=lambda r: r.retry_after)
+    # A ban check that lets the request through is not a limit to report.
+    enforced = [r for r in enforced if r.spec.algorithm != BAN]
+    if not enforced:
+        return None
     return min(enforced, key=lambda r: (r.remaining, -r.reset_after))
 
 
@@ -92,6 +94,11 @@ class Backend:
         microseconds) overrides the store's clock in tests. Returns a Decision or
         raises BackendUnavailable.
         """
+        raise NotImplementedError
+
+    def record_failures(self, counters, now=None):
+        """Count one failure on each FailureCounter atomically; returns
+        ``(now_us, [FailureResult, ...])``. ``now`` (microseconds) is for tests only."""
         raise NotImplementedError
 
     def clear(self, keys):

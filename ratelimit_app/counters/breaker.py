@@ -78,6 +78,10 @@ class GuardedBackend:
         """See Backend.check; raises BackendUnavailable at once while the breaker is open."""
         return self.breaker.call(self.backend.check, specs, cost, now)
 
+    def record_failures(self, counters, now=None):
+        """See Backend.record_failures."""
+        return self.breaker.call(self.backend.record_failures, counters, now)
+
     def clear(self, keys):
         """See Backend.clear."""
         return self.breaker.call(self.backend.clear, keys)

@@ -4,7 +4,8 @@ import threading
 import time
 from collections import OrderedDict
 
-from ratelimit_app.counters.algorithms import US, evaluate
+from ratelimit_app.counters import failures
+from ratelimit_app.counters.algorithms import US, evaluate, writes
 from ratelimit_app.counters.base import Backend, make_decision, validate_specs
 
 
@@ -31,11 +32,27 @@ class MemoryBackend(Backend):
         with self._lock:
             states = [self._get(spec.key, now) for spec in specs]
             outcomes, charged = evaluate(specs, states, now, cost)
-            if charged:
-                for spec, outcome in zip(specs, outcomes, strict=True):
-                    if outcome.state is not None:
-                        self._put(spec.key, outcome.state, now + outcome.ttl_us)
+            for spec, outcome in writes(specs, outcomes, charged):
+                self._put(spec.key, outcome.state, now + outcome.ttl_us)
         return make_decision(specs, outcomes, charged, now, cost)
+
+    def record_failures(self, counters, now=None):
+        now = int(self.clock() * US) if now is None else now
+        results = []
+        with self._lock:
+            for counter in counters:
+                old_count = self._get(counter.failure_key, now)
+                count_state, ban_state, result = failures.record(
+                    old_count, self._get(counter.ban_key, now), now, counter
+                )
+                if count_state is None:
+                    self._store.pop(counter.failure_key, None)
+                elif count_state is not old_count:
+                    self._put(counter.failure_key, count_state, count_state[1])
+                if ban_state is not None:
+                    self._put(counter.ban_key, ban_state, ban_state[1])
+                results.append(result)
+        return now, results
 
     def clear(self, keys):
         with self._lock:

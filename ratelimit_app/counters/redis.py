@@ -5,10 +5,18 @@ from importlib import resources
 
 import redis as redis_lib
 
-from ratelimit_app.counters.algorithms import FIXED_WINDOW, GCRA, SLIDING_WINDOW, Outcome
+from ratelimit_app.counters.algorithms import (
+    BAN,
+    FIXED_WINDOW,
+    GCRA,
+    SLIDING_WINDOW,
+    US,
+    Outcome,
+)
 from ratelimit_app.counters.base import Backend, BackendUnavailable, make_decision, validate_specs
+from ratelimit_app.counters.failures import FailureResult
 
-ALGORITHM_CODES = {GCRA: 1, SLIDING_WINDOW: 2, FIXED_WINDOW: 3}
+ALGORITHM_CODES = {GCRA: 1, SLIDING_WINDOW: 2, FIXED_WINDOW: 3, BAN: 4}
 FIELDS_PER_LIMIT = 5
 
 
@@ -39,6 +47,8 @@ def script_args(specs, cost, now):
     args = ["" if now is None else str(int(now)), str(int(cost))]
     for spec in specs:
         interval = spec.emission_us if spec.algorithm == GCRA else 0
+        if spec.algorithm == BAN:
+            interval = 1 if spec.extend else 0
         args += [
             ALGORITHM_CODES[spec.algorithm],
             spec.capacity,
@@ -83,6 +93,25 @@ class RedisBackend(Backend):
             raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
         outcomes, charged, now_us = parse_reply(specs, reply)
         return make_decision(specs, outcomes, charged, now_us, cost)
+
+    @cached_property
+    def failure_script(self):
+        return self.client.register_script(load_script("failures.lua"))
+
+    def record_failures(self, counters, now=None):
+        keys, args = [], ["" if now is None else str(int(now))]
+        for counter in counters:
+            keys += [counter.failure_key, counter.ban_key]
+            args += [counter.threshold, counter.window * US, counter.cooldown * US]
+        try:
+            reply = self.failure_script(keys=keys, args=args)
+        except redis_lib.RedisError as exc:
+            raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
+        results = [
+            FailureResult(int(reply[1 + 3 * i]), bool(int(reply[2 + 3 * i])), int(reply[3 + 3 * i]))
+            for i in range(len(counters))
+        ]
+        return int(reply[0]), results
 
     def clear(self, keys):
         if keys:

@@ -4,8 +4,9 @@
 -- KEYS[i]: the counter key of limit i.
 -- ARGV[1]: now in microseconds, or "" to use Redis's own clock (production).
 -- ARGV[2]: cost of the request.
--- ARGV[3 + 5*(i-1) ...]: algorithm (1 gcra, 2 sliding, 3 fixed), capacity,
---   period in microseconds, emission interval in microseconds (gcra), shadow (0/1).
+-- ARGV[3 + 5*(i-1) ...]: algorithm (1 gcra, 2 sliding, 3 fixed, 4 ban check), capacity,
+--   period in microseconds, emission interval in microseconds (gcra) or the extend
+--   flag (ban), shadow (0/1).
 -- Returns {now, charged, then per limit: allowed, limit, remaining, reset_after, retry_after}.
 
 local now
@@ -100,7 +101,23 @@ local function fixed(raw, rate, window)
   return {1, rate, rate - count, to_end, 0}, string.format("%.0f:%.0f", index, count), to_end
 end
 
-local results, states, ttls = {}, {}, {}
+local function ban(raw, threshold, cooldown, extend)
+  if raw then
+    local banned_at, expires_at = string.match(raw, "^(%d+):(%d+)$")
+    banned_at, expires_at = tonumber(banned_at), tonumber(expires_at)
+    if expires_at and expires_at > now then
+      local state = nil
+      if extend == 1 then
+        expires_at = now + cooldown
+        state = string.format("%.0f:%.0f", banned_at, expires_at)
+      end
+      return {0, threshold, 0, expires_at - now, expires_at - now}, state, expires_at - now
+    end
+  end
+  return {1, threshold, threshold, 0, 0}, nil, 0
+end
+
+local results, states, ttls, bans = {}, {}, {}, {}
 local charged = 1
 for i = 1, #KEYS do
   local base = 3 + 5 * (i - 1)
@@ -116,6 +133,9 @@ for i = 1, #KEYS do
     result, state, ttl = gcra(raw, capacity, period, interval)
   elseif algorithm == 2 then
     result, state, ttl = sliding(raw, capacity, period)
+  elseif algorithm == 4 then
+    result, state, ttl = ban(raw, capacity, period, interval)
+    bans[i] = true
   else
     result, state, ttl = fixed(raw, capacity, period)
   end
@@ -123,12 +143,11 @@ for i = 1, #KEYS do
   results[i], states[i], ttls[i] = result, state, ttl
 end
 
-if charged == 1 then
-  for i = 1, #KEYS do
-    if states[i] then
-      -- Milliseconds, rounded up: a key never expires before its state is empty.
-      redis.call("SET", KEYS[i], states[i], "PX", math.max(1, math.ceil(ttls[i] / 1000)))
-    end
+for i = 1, #KEYS do
+  -- An extended ban is stored even when the request is denied; limits only if charged.
+  if states[i] and (charged == 1 or bans[i]) then
+    -- Milliseconds, rounded up: a key never expires before its state is empty.
+    redis.call("SET", KEYS[i], states[i], "PX", math.max(1, math.ceil(ttls[i] / 1000)))
   end
 end
 

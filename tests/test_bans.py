@@ -1,0 +1,285 @@
+"""Credential-pair bans through the real request cycle, on both backends."""
+
+import base64
+import json
+import logging
+import time
+from unittest import mock
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.core.management import call_command
+from django.urls import reverse
+
+from project.demo import views
+from ratelimit_app import runtime
+from ratelimit_app.conf import get_config
+from ratelimit_app.models import BanRule, CredentialBan
+
+pytestmark = pytest.mark.django_db
+
+GOOD = ("demo-client", "demo-secret")
+WRONG = ("demo-client", "wrong-secret-123")
+
+
+@pytest.fixture
+def clock():
+    """A movable clock for the bans and the counters (Redis included)."""
+    now = [time.time()]
+    runtime.test_clock = lambda: now[0]
+    yield now
+    runtime.test_clock = None
+
+
+def update_rule(**fields):
+    """Edit the ban rule as the admin does (save(), which raises the policy revision)."""
+    for rule in BanRule.objects.all():
+        for name, value in fields.items():
+            setattr(rule, name, value)
+        rule.save()
+
+
+def token(client, pair=WRONG, how="form"):
+    client_id, secret = pair
+    if how == "form":
+        return client.post("/connect/token", {"client_id": client_id, "client_secret": secret})
+    if how == "json":
+        return client.post(
+            "/connect/token",
+            json.dumps({"client_id": client_id, "client_secret": secret}),
+            content_type="application/json",
+        )
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return client.post("/connect/token", HTTP_AUTHORIZATION=f"Basic {basic}")
+
+
+@pytest.fixture
+def view_calls():
+    with mock.patch.object(views, "client_credentials", wraps=views.client_credentials) as spy:
+        yield spy
+
+
+def test_five_failures_then_429_with_retry_after_600(client, demo_data, clock, view_calls):
+    statuses = [token(client).status_code for _ in range(5)]
+    assert statuses == [400] * 5
+    sixth = token(client)
+    assert sixth.status_code == 429
+    assert sixth["Retry-After"] == "600"
+    assert sixth.json()["error"]["code"] == "rate_limit_exceeded"
+    assert sixth.json()["error"]["retry_after_seconds"] == 600
+    calls = view_calls.call_count
+    for _ in range(3):
+        assert token(client).status_code == 429
+    assert view_calls.call_count == calls == 5  # no credential check while banned
+    ban = CredentialBan.objects.get()
+    assert (ban.client_id, ban.failures) == ("demo-client", 5)
+    assert round((ban.expires_at - ban.banned_at).total_seconds()) == 600
+
+
+def test_another_secret_or_client_id_is_another_pair(client, demo_data, clock):
+    for _ in range(5):
+        token(client)
+    assert token(client).status_code == 429
+    assert token(client, GOOD).status_code == 200
+    assert token(client, ("demo-client", "other-wrong")).status_code == 400
+    assert token(client, ("other-client", WRONG[1])).status_code == 400
+
+
+def test_the_ban_ends_by_itself_after_600_seconds(client, demo_data, clock):
+    for _ in range(5):
+        token(client)
+    banned_at = clock[0]
+    clock[0] = banned_at + 599.5
+    reply = token(client)
+    assert reply.status_code == 429 and reply["Retry-After"] == "1"
+    clock[0] = banned_at + 600.01
+    assert token(client).status_code == 400  # the view answers again
+    assert token(client, GOOD).status_code == 200
+
+
+@pytest.mark.parametrize("order", [("form", "json", "basic", "json", "form", "basic")])
+def test_form_json_and_basic_are_one_pair(client, demo_data, clock, order):
+    replies = [token(client, how=how).status_code for how in order]
+    assert replies == [400] * 5 + [429]
+
+
+def test_attempts_during_a_ban_do_not_extend_it_unless_the_rule_says_so(client, demo_data, clock):
+    for _ in range(5):
+        token(client)
+    clock[0] += 300
+    assert token(client)["Retry-After"] == "300"
+    update_rule(extend_on_attempt=True)
+    clock[0] += 100
+    assert token(client)["Retry-After"] == "600"  # restarted
+    ban = CredentialBan.objects.get()
+    assert round((ban.expires_at - ban.banned_at).total_seconds()) == 1000  # row follows
+
+
+def test_success_does_not_reset_the_count_unless_the_rule_says_so(client, demo_data, clock):
+    for _ in range(4):
+        token(client, ("demo-client", "demo-secret-x"))
+    assert token(client, GOOD).status_code == 200  # another pair: no effect either way
+    for _ in range(4):
+        token(client)
+    update_rule(reset_on_success=True)
+    token(client, GOOD)
+    assert token(client).status_code == 400  # fifth failure of WRONG: banned now
+    assert token(client).status_code == 429
+
+
+def test_reset_on_success_clears_the_pairs_count(client, demo_data, clock):
+    update_rule(reset_on_success=True, threshold=3)
+    settings_pair = ("demo-client", "demo-secret")
+    with mock.patch.dict("django.conf.settings.DEMO_OAUTH_CLIENTS", {"demo-client": "x"}):
+        token(client, settings_pair)
+        token(client, settings_pair)
+    assert token(client, settings_pair).status_code == 200  # success: count cleared
+    with mock.patch.dict("django.conf.settings.DEMO_OAUTH_CLIENTS", {"demo-client": "x"}):
+        assert [token(client, settings_pair).status_code for _ in range(3)] == [400, 400, 400]
+        assert token(client, settings_pair).status_code == 429
+
+
+def test_ban_survives_a_flush_of_the_counter_store(client, demo_data, clock, stack):
+    for _ in range(5):
+        token(client)
+    flush_counters(stack)
+    reply = token(client)
+    assert reply.status_code == 429
+    assert 599 <= int(reply["Retry-After"]) <= 600
+
+
+def flush_counters(stack):
+    if stack == "services":
+        import redis
+        from django.conf import settings
+
+        server = redis.Redis.from_url(settings.REDIS_URL)
+        keys = list(server.scan_iter(f"{get_config()['KEY_PREFIX']}:*"))
+        assert keys
+        server.delete(*keys)
+    else:
+        runtime.get_backend().backend._store.clear()
+    runtime.reset()
+
+
+def test_unban_from_the_admin_lets_the_pair_through_at_once(client, admin_client, demo_data, clock):
+    for _ in range(5):
+        token(client)
+    assert token(client).status_code == 429
+    ban = CredentialBan.objects.get()
+    admin_client.post(
+        reverse("admin:ratelimit_app_credentialban_changelist"),
+        {"action": "unban_selected", "_selected_action": [ban.pk]},
+    )
+    ban.refresh_from_db()
+    assert ban.lifted_at is not None
+    assert LogEntry.objects.filter(object_id=str(ban.pk)).exists()
+    clock[0] += 1
+    assert token(client).status_code == 400  # the view answers: count cleared too
+    for _ in range(4):
+        token(client)
+    assert token(client).status_code == 429  # five new failures ban again
+
+
+def test_management_commands_list_and_unban(client, demo_data, clock, capsys):
+    for _ in range(5):
+        token(client)
+    call_command("ratelimit_bans")
+    listed = capsys.readouterr().out
+    ban = CredentialBan.objects.get()
+    assert ban.short_fingerprint in listed and "demo-client" in listed
+    call_command("ratelimit_unban", fingerprint=ban.fingerprint[:12])
+    clock[0] += 1
+    assert token(client).status_code == 400
+    for _ in range(4):
+        token(client)
+    clock[0] += 1
+    call_command("ratelimit_unban", client_id="demo-client")
+    assert "Lifted 1" in capsys.readouterr().out
+    assert token(client).status_code == 400
+
+
+def test_no_secret_in_rows_keys_or_logs(client, demo_data, clock, caplog, stack):
+    secret = "s3cr3t-value-that-must-not-leak"
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(6):
+            token(client, ("demo-client", secret), how="basic")
+    assert CredentialBan.objects.count() == 1
+    for ban in CredentialBan.objects.values():
+        assert secret not in json.dumps(ban, default=str)
+    assert secret not in caplog.text
+    assert "Basic " not in caplog.text
+    for key in counter_keys(stack):
+        assert secret not in key and "demo-client" not in key
+
+
+def counter_keys(stack):
+    if stack == "services":
+        import redis
+        from django.conf import settings
+
+        server = redis.Redis.from_url(settings.REDIS_URL)
+        return [k.decode() for k in server.scan_iter(f"{get_config()['KEY_PREFIX']}:*")]
+    return list(runtime.get_backend().backend._store)
+
+
+def test_per_client_id_limit_stops_guessing_one_pair_at_a_time(client, demo_data, clock):
+    update_rule(client_id_threshold=8)
+    statuses = [token(client, ("demo-client", f"guess-{i}")).status_code for i in range(9)]
+    assert statuses == [400] * 8 + [429]
+    assert token(client, ("other-client", "guess")).status_code == 400
+
+
+def test_per_ip_limit_stops_guessing_across_client_ids(client, demo_data, clock):
+    update_rule(ip_threshold=6)
+    statuses = [token(client, (f"client-{i}", "guess")).status_code for i in range(7)]
+    assert statuses == [400] * 6 + [429]
+
+
+def test_malformed_token_requests_are_not_a_500(client, demo_data, clock):
+    assert (
+        client.post("/connect/token", "{bad json", content_type="application/json").status_code
+        == 400
+    )
+    assert client.post("/connect/token", HTTP_AUTHORIZATION="Basic %%%").status_code == 400
+    huge = "c" * 100_000
+    reply = client.post("/connect/token", {"client_id": huge, "client_secret": "x"})
+    assert reply.status_code == 400
+    assert reply.json()["error"] == "invalid_request"
+
+
+def test_fifty_concurrent_failures_on_the_backend_give_one_ban(stack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ratelimit_app.counters.failures import FailureCounter
+
+    backend = runtime.get_backend()
+    prefix = get_config()["KEY_PREFIX"]
+    counter = FailureCounter(f"{prefix}:x", f"{prefix}:b", threshold=5, window=600, cooldown=600)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(lambda _: backend.record_failures([counter])[1][0], range(50)))
+    assert sum(r.banned for r in results) == 1
+    assert max(r.count for r in results) == 5
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_failed_requests_produce_one_ban_row(live_server, demo_data):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.http_support import HttpClient
+
+    body = "client_id=demo-client&client_secret=concurrent-wrong"
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    def attempt(_):
+        http = HttpClient(live_server.url)
+        try:
+            return http.post("/connect/token", body, **headers).status
+        finally:
+            http.close()
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        statuses = list(pool.map(attempt, range(50)))
+    assert set(statuses) <= {400, 429} and statuses.count(400) >= 5
+    assert CredentialBan.objects.filter(client_id="demo-client").count() == 1
