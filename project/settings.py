@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "oauth2_provider",
     "ratelimit_app",
     "project.demo",
 ]
@@ -94,6 +95,8 @@ REST_FRAMEWORK = {
 
 # Development-only OAuth2 client of the demo's /connect/token.
 DEMO_OAUTH_CLIENTS = {"demo-client": "demo-secret"}
+# django-oauth-toolkit serves /o/token/ too (its demo client is made by demo_setup).
+OAUTH2_PROVIDER = {"ACCESS_TOKEN_EXPIRE_SECONDS": 3600}
 
 AUTH_PASSWORD_VALIDATORS = []
 LANGUAGE_CODE = "en-us"

@@ -1,11 +1,13 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from project.demo import views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("connect/token", views.token_view, name="token"),
+    # A third-party provider's token view: django-oauth-toolkit at /o/token/.
+    path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
     path("v1/status", views.StatusView.as_view(), name="status"),
     path("v1/messages", views.MessagesView.as_view(), name="messages"),
     path("v1/media", views.MediaView.as_view(), name="media"),

@@ -283,3 +283,96 @@ def test_fifty_concurrent_failed_requests_produce_one_ban_row(live_server, demo_
         statuses = list(pool.map(attempt, range(50)))
     assert set(statuses) <= {400, 429} and statuses.count(400) >= 5
     assert CredentialBan.objects.filter(client_id="demo-client").count() == 1
+
+
+def dot_token(client, secret, how="form"):
+    data = {"grant_type": "client_credentials"}
+    if how == "basic":
+        basic = base64.b64encode(f"dot-client:{secret}".encode()).decode()
+        return client.post("/o/token/", data, HTTP_AUTHORIZATION=f"Basic {basic}")
+    return client.post("/o/token/", {**data, "client_id": "dot-client", "client_secret": secret})
+
+
+def test_bans_work_in_front_of_a_third_party_providers_token_view(client, demo_data, clock):
+    """django-oauth-toolkit's /o/token/, watched by path; oauthlib answers 401."""
+    assert dot_token(client, "dot-secret").status_code == 200
+    statuses = [
+        dot_token(client, "wrong", how=("form", "basic")[i % 2]).status_code for i in range(6)
+    ]
+    assert statuses == [401] * 5 + [429]
+    assert dot_token(client, "dot-secret").status_code == 200  # another pair
+
+
+def test_a_rule_can_watch_an_endpoint_group(client, demo_data, clock):
+    from ratelimit_app.models import EndpointGroup
+
+    rule = BanRule.objects.get(path="/connect/token")
+    rule.path = ""
+    rule.group = EndpointGroup.objects.get(slug="token")
+    rule.save()
+    assert [token(client).status_code for _ in range(6)] == [400] * 5 + [429]
+
+
+def test_ban_checks_make_no_database_query(client, demo_data, clock, settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 3600}
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    token(client)  # builds the snapshot
+    with CaptureQueriesContext(connection) as failing:
+        for _ in range(3):
+            assert token(client).status_code == 400
+    assert len(failing) == 0
+    token(client)  # fifth failure: the ban row is written (one insert)
+    token(client)  # rebuilds this process's snapshot after its own ban
+    with CaptureQueriesContext(connection) as banned:
+        for _ in range(3):
+            assert token(client).status_code == 429
+    assert len(banned) == 0
+
+
+def test_signals_for_ban_and_unban(client, demo_data, clock):
+    from ratelimit_app.bans import lift_bans
+    from ratelimit_app.signals import credential_banned, credential_unbanned
+
+    events = []
+    credential_banned.connect(
+        lambda sender, ban, **kw: events.append(("banned", ban.pk)), weak=False, dispatch_uid="t1"
+    )
+    credential_unbanned.connect(
+        lambda sender, ban, **kw: events.append(("unbanned", ban.pk)), weak=False, dispatch_uid="t2"
+    )
+    try:
+        for _ in range(5):
+            token(client)
+        ban = CredentialBan.objects.get()
+        lift_bans(CredentialBan.objects.all())
+    finally:
+        credential_banned.disconnect(dispatch_uid="t1")
+        credential_unbanned.disconnect(dispatch_uid="t2")
+    assert events == [("banned", ban.pk), ("unbanned", ban.pk)]
+
+
+def test_unban_works_while_redis_is_down(client, demo_data, clock, settings):
+    from ratelimit_app.bans import lift_bans
+    from tests.services import free_port
+
+    for _ in range(5):
+        token(client)
+    settings.CACHES = {
+        **settings.CACHES,
+        "down": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+        },
+    }
+    settings.RATELIMIT_APP = {
+        **settings.RATELIMIT_APP,
+        "BACKEND": "ratelimit_app.counters.redis.RedisBackend",
+        "CACHE_ALIAS": "down",
+    }
+    assert token(client).status_code == 429  # the database still bans, Redis or not
+    assert len(lift_bans(CredentialBan.objects.all())) == 1
+    assert CredentialBan.objects.get().lifted_at is not None
+    clock[0] += 1
+    assert token(client).status_code == 400  # fail-open on the counters; the view answers

@@ -127,3 +127,15 @@ class TestBackendContract:
         limit = LimitSpec(unique_key("ip"), FIXED_WINDOW, rate=5, period=60)
         assert not backend.check([limit, LimitSpec(ban_key, BAN, 1, 60)], now=T0).allowed
         assert backend.check([limit], now=T0).remaining == 4
+
+
+def test_memory_backend_is_bounded_and_drops_expired_keys():
+    from ratelimit_app.counters.memory import MemoryBackend
+
+    backend = MemoryBackend({"MEMORY_MAX_KEYS": 100})
+    for i in range(1000):
+        backend.check([LimitSpec(f"k{i}", FIXED_WINDOW, 5, 1)], now=T0)
+    assert len(backend) == 100
+    # A key past its TTL is dropped when it is next read.
+    key = LimitSpec("k999", FIXED_WINDOW, 1, 1)
+    assert backend.check([key], now=T0 + 5 * US).allowed

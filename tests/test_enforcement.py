@@ -239,3 +239,18 @@ def test_async_middleware_does_not_block_the_event_loop(
     assert response.status_code == 200  # fail-open
     assert elapsed >= 0.4  # it did wait for Redis ...
     assert ticks >= 20  # ... while the loop kept running
+
+
+def test_drf_throttle_scope_names_the_group_when_ratelimit_group_is_absent(demo_data):
+    from rest_framework.views import APIView
+
+    class ScopedView(APIView):
+        throttle_scope = "otp"
+
+    factory = APIRequestFactory()
+    view = ScopedView()
+    request = view.initialize_request(factory.post("/anything", **bearer(demo_data["free"])))
+    throttle = PolicyThrottle()
+    assert throttle.allow_request(request, view)
+    assert throttle.verdict.group == "otp"
+    assert throttle.verdict.decision.limit == 1

@@ -5,7 +5,7 @@ from django.db import transaction
 
 from ratelimit_app import hashing
 from ratelimit_app.catalog import load_catalog
-from ratelimit_app.models import ApiKey, Tenant, Tier
+from ratelimit_app.models import ApiKey, BanRule, Tenant, Tier
 
 # Fixed, documented, development-only secrets so that the README's curl lines work.
 DEMO_KEYS = {
@@ -13,6 +13,34 @@ DEMO_KEYS = {
     "paid": ("Paid Inc", "c0ffee00.paid-tenant-development-only-key"),
 }
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
+DOT_CLIENT_ID, DOT_CLIENT_SECRET = "dot-client", "dot-secret"
+
+
+def load_third_party_provider():
+    """A django-oauth-toolkit client-credentials application, and a ban rule on its
+    token view (oauthlib answers a bad client with 401, so 400 and 401 count)."""
+    from oauth2_provider.models import Application
+
+    if not Application.objects.filter(client_id=DOT_CLIENT_ID).exists():
+        Application.objects.create(
+            name="demo (django-oauth-toolkit)",
+            client_id=DOT_CLIENT_ID,
+            client_secret=DOT_CLIENT_SECRET,
+            client_type=Application.CLIENT_CONFIDENTIAL,
+            authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
+        )
+    BanRule.objects.update_or_create(
+        name="django-oauth-toolkit token endpoint",
+        defaults=dict(
+            path="/o/token",
+            methods="POST",
+            failure_statuses="400,401",
+            threshold=5,
+            window=600,
+            cooldown=600,
+            enabled=True,
+        ),
+    )
 
 
 @transaction.atomic
@@ -34,6 +62,7 @@ def load_demo_data():
                 hashed_secret=hashing.hash_api_key(secret),
             ),
         )
+    load_third_party_provider()
     user_model = get_user_model()
     if not user_model.objects.filter(username=ADMIN_USER).exists():
         user_model.objects.create_superuser(ADMIN_USER, "admin@example.invalid", ADMIN_PASSWORD)

@@ -13,7 +13,8 @@ class Command(BaseCommand):
         out(f"  admin:         http://127.0.0.1:8000/admin/  {ADMIN_USER} / {ADMIN_PASSWORD}")
         for tier, (_name, secret) in DEMO_KEYS.items():
             out(f"  {tier} API key: {secret}")
-        out("  OAuth client:  demo-client / demo-secret")
+        out("  OAuth client:  demo-client / demo-secret at /connect/token")
+        out("  OAuth client:  dot-client / dot-secret at /o/token/ (django-oauth-toolkit)")
         out("Try:")
         key = DEMO_KEYS["free"][1]
         out(f"  curl -i -H 'Authorization: Bearer {key}' http://127.0.0.1:8000/v1/status")
