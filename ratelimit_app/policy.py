@@ -6,6 +6,7 @@ rebuilds the snapshot when an admin edit has raised it, so edits reach every wor
 within about a second without a restart.
 """
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,7 +15,10 @@ from django.utils import timezone
 
 from ratelimit_app import paths, revision
 from ratelimit_app.conf import get_config
+from ratelimit_app.counters.algorithms import LimitSpec
 from ratelimit_app.models import ApiKey, BanRule, CredentialBan, EndpointGroup, Limit, Tenant, Tier
+
+logger = logging.getLogger("ratelimit_app")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +144,9 @@ class PolicySnapshot:
 
 
 def _limit_entry(limit):
-    return LimitEntry(
+    """The snapshot's view of a limit, or None (logged) for one that cannot be counted,
+    such as a row written around the model's validation."""
+    entry = LimitEntry(
         id=limit.pk,
         group=limit.group.slug,
         scope=limit.scope,
@@ -150,6 +156,12 @@ def _limit_entry(limit):
         burst=limit.effective_burst if limit.algorithm == "gcra" else None,
         shadow=limit.shadow,
     )
+    try:
+        LimitSpec("check", entry.algorithm, entry.rate, entry.period, entry.burst)
+    except ValueError as exc:
+        logger.error("Limit %s is skipped: %s", limit.pk, exc)
+        return None
+    return entry
 
 
 def build_snapshot(now=None):
@@ -168,12 +180,15 @@ def build_snapshot(now=None):
     snapshot.matchers = tuple((pattern, slug) for _, pattern, slug in matchers)
     snapshot.global_groups = tuple(s for s, applies in snapshot.groups.items() if applies)
     for limit in Limit.objects.filter(enabled=True).select_related("group"):
+        entry = _limit_entry(limit)
+        if entry is None:
+            continue
         owner = (
             snapshot.tier_limits.setdefault((limit.group.slug, limit.tier_id), [])
             if limit.tier_id
             else snapshot.tenant_limits.setdefault((limit.group.slug, limit.tenant_id), [])
         )
-        owner.append(_limit_entry(limit))
+        owner.append(entry)
         snapshot.has_user_limits |= limit.scope == "user"
     for tenant in Tenant.objects.all():
         snapshot.tenants[tenant.pk] = TenantEntry(

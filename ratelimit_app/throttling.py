@@ -40,7 +40,9 @@ class PolicyThrottle(BaseThrottle):
 
     def allow_request(self, request, view):
         group = getattr(view, "ratelimit_group", None) or getattr(view, "throttle_scope", None)
-        self.verdict = enforcement.evaluate(request._request, group=group, user=request.user)
+        # DRF's user when DRF authenticated one, else Django's (a session, say).
+        user = request.user if getattr(request.user, "is_authenticated", False) else None
+        self.verdict = enforcement.evaluate(request._request, group=group, user=user)
         if self.verdict.allowed:
             return True
         if self.verdict.unavailable:

@@ -254,3 +254,30 @@ def test_drf_throttle_scope_names_the_group_when_ratelimit_group_is_absent(demo_
     assert throttle.allow_request(request, view)
     assert throttle.verdict.group == "otp"
     assert throttle.verdict.decision.limit == 1
+
+
+def tenant_of_user(request, user):
+    """TENANT_RESOLVER for the test below: users named after a tenant's slug."""
+    return user.username
+
+
+def test_tenant_from_the_user_through_the_resolver_and_per_user_limits(
+    client, demo_data, settings, django_user_model
+):
+    """A session user on a plain view (the demo's DRF views authenticate nobody, and
+    DRF then sets Django's request.user to anonymous too)."""
+    from tests.factories import LimitFactory
+
+    settings.RATELIMIT_APP = {
+        **settings.RATELIMIT_APP,
+        "TENANT_RESOLVER": "tests.test_enforcement.tenant_of_user",
+    }
+    user = django_user_model.objects.create_user("paid-tenant", password="pw")
+    client.force_login(user)
+    assert client.get("/hello")["X-RateLimit-Limit"] == "3000"  # the paid tier's IP limit
+    client.logout()
+    assert client.get("/hello")["X-RateLimit-Limit"] == "600"  # anonymous: the default tier
+    client.force_login(user)
+    paid_web = Limit.objects.get(tier__name="paid", group__slug="web", algorithm="gcra")
+    LimitFactory(group=paid_web.group, tier=paid_web.tier, scope="user", rate=3, period=10, burst=3)
+    assert [client.get("/hello").status_code for _ in range(4)] == [200] * 3 + [429]

@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from ratelimit_app.models import Limit
 from ratelimit_app.policy import SnapshotHolder, build_snapshot
 from tests.factories import EndpointGroupFactory, LimitFactory, TenantFactory
 
@@ -130,3 +131,22 @@ def test_an_edit_reaches_another_process_within_about_a_second():
 
 def _database_url(db):
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def test_a_limit_written_around_validation_is_skipped_not_a_500(caplog):
+    good = LimitFactory(rate=60)
+    bad = LimitFactory(group=good.group, tier=good.tier, period=3600, rate=60)
+    Limit.objects.filter(pk=bad.pk).update(rate=10**9)  # around full_clean()
+    snapshot = build_snapshot()
+    assert [lim.id for lims in snapshot.tier_limits.values() for lim in lims] == [good.pk]
+    assert f"Limit {bad.pk} is skipped" in caplog.text
+
+
+def test_every_catalogue_limit_can_be_counted():
+    from ratelimit_app.catalog import load_catalog
+
+    load_catalog()
+    for limit in Limit.objects.all():
+        limit.full_clean()
+    snapshot = build_snapshot()
+    assert sum(map(len, snapshot.tier_limits.values())) == Limit.objects.count()

@@ -16,8 +16,9 @@ FIXED_WINDOW = "fixed_window"
 # Not a limit but a ban check: denies while a ban recorded under the key is in force.
 BAN = "ban"
 ALGORITHMS = (GCRA, SLIDING_WINDOW, FIXED_WINDOW, BAN)
-# rate x period (seconds) stays below this so that every product fits in 2**53.
-MAX_RATE_PERIOD_PRODUCT = 1_000_000_000
+# rate x period (seconds) stays below this so that every product of the sliding window
+# (rate x period in microseconds, twice) fits in 2**53, exact in Lua's doubles.
+MAX_RATE_PERIOD_PRODUCT = 4_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
