@@ -25,6 +25,9 @@ DEFAULTS = {
     "BREAKER_COOLDOWN": 5.0,
     # In-process backend: most keys held at once (oldest dropped first).
     "MEMORY_MAX_KEYS": 100_000,
+    # Keys known to be over their limit, answered locally until their Retry-After
+    # (no Redis round trip for a client already denied); 0 turns this off.
+    "DENY_CACHE_SIZE": 10_000,
     # Client identity.
     "TRUSTED_PROXIES": [],
     "IPV6_PREFIX": 64,

@@ -102,12 +102,19 @@ def remember(request, verdict):
 
 
 def decide(request, specs, group, cost=1):
-    """One backend call for ``specs``, with the failure mode applied."""
+    """One backend call for ``specs`` (none for a key known to be over its limit), with the
+    failure mode applied."""
     config = get_config()
-    try:
-        decision = runtime.get_backend().check(specs, cost, now=runtime.now_us())
-    except BackendUnavailable:
-        return _unavailable(group, config)
+    denials, revision = runtime.get_denials(), runtime.get_snapshot().revision
+    local_now = runtime.local_clock()
+    decision = denials.lookup(specs, revision, local_now) if denials is not None else None
+    if decision is None:
+        try:
+            decision = runtime.get_backend().check(specs, cost, now=runtime.now_us())
+        except BackendUnavailable:
+            return _unavailable(group, config)
+        if denials is not None and not decision.allowed:
+            denials.record(decision, revision, cost, local_now)
     if not decision.allowed:
         _report_throttled(request, decision, group)
     return Verdict(

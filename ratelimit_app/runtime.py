@@ -11,6 +11,7 @@ from ratelimit_app.counters.breaker import CircuitBreaker, GuardedBackend
 _lock = threading.Lock()
 _backend = None
 _snapshots = None
+_denials = None
 # Tests set a clock (seconds) here to move time; production leaves it None so that
 # Redis uses its own clock and everything else the wall clock.
 test_clock = None
@@ -19,6 +20,24 @@ test_clock = None
 def now_us():
     """The test clock in integer microseconds, or None: the backend then uses its own."""
     return None if test_clock is None else int(test_clock() * 1_000_000)
+
+
+def local_clock():
+    """Seconds on a monotonic clock for process-local deadlines (the test clock if set)."""
+    return test_clock() if test_clock is not None else time.monotonic()
+
+
+def get_denials():
+    """The process's record of keys over their limit, or None when DENY_CACHE_SIZE is 0."""
+    global _denials
+    size = int(get_config()["DENY_CACHE_SIZE"])
+    if size and _denials is None:
+        from ratelimit_app.denials import Denials
+
+        with _lock:
+            if _denials is None:
+                _denials = Denials(max_keys=size)
+    return _denials if size else None
 
 
 def wall_clock():
@@ -71,7 +90,8 @@ def get_snapshot():
 
 def reset():
     """Forget the process's objects; the next call builds them from the settings again."""
-    global _backend, _snapshots
+    global _backend, _snapshots, _denials
     with _lock:
         _backend = None
         _snapshots = None
+        _denials = None

@@ -1,0 +1,83 @@
+"""A process-local record of keys that are over their limit, so that a client already
+denied costs no Redis round trip for the rest of its known wait.
+
+Exact: a key denied a cost-1 request at time t stays denied until t + Retry-After
+whatever else happens (other requests only add to it), so answering from this record
+admits nothing Redis would not. Entries are dropped at their Retry-After, when the
+policy revision changes (an operator raised a limit), and oldest first beyond
+``max_keys``. Ban checks are never recorded: an operator can lift a ban at any time.
+"""
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import replace
+
+from ratelimit_app.counters.algorithms import BAN
+from ratelimit_app.counters.base import Decision
+
+
+class Denials:
+    """Keys denied until a local deadline; ``clock`` (seconds) is injectable for tests."""
+
+    def __init__(self, max_keys=10_000, clock=time.monotonic):
+        self.max_keys = max_keys
+        self.clock = clock
+        self._entries = OrderedDict()  # key -> (until, revision, result, decision_now)
+        self._lock = threading.Lock()
+
+    def __len__(self):
+        return len(self._entries)
+
+    def lookup(self, specs, revision, now=None):
+        """A denied Decision if one of ``specs`` is known to be over its limit, else None."""
+        if not self._entries:
+            return None
+        now = self.clock() if now is None else now
+        for spec in specs:
+            entry = self._entries.get(spec.key)
+            if entry is None or spec.shadow:
+                continue
+            until, entry_revision, result, then, decision_now = entry
+            if until <= now or entry_revision != revision:
+                with self._lock:
+                    self._entries.pop(spec.key, None)
+                continue
+            return _replay(result, now - then, decision_now)
+        return None
+
+    def record(self, decision, revision, cost, now=None):
+        """Remember the binding key of a denied cost-1 decision until its Retry-After."""
+        binding = decision.binding
+        if decision.allowed or cost != 1 or binding is None or binding.spec.algorithm == BAN:
+            return
+        now = self.clock() if now is None else now
+        with self._lock:
+            self._entries[binding.spec.key] = (
+                now + binding.retry_after,
+                revision,
+                binding,
+                now,
+                decision.now,
+            )
+            self._entries.move_to_end(binding.spec.key)
+            while len(self._entries) > self.max_keys:
+                self._entries.popitem(last=False)
+
+
+def _replay(result, elapsed, decision_now):
+    """The recorded denial as it stands ``elapsed`` seconds later."""
+    aged = replace(
+        result,
+        retry_after=max(0.0, result.retry_after - elapsed),
+        reset_after=max(0.0, result.reset_after - elapsed),
+    )
+    return Decision(
+        allowed=False,
+        limit=aged.limit,
+        remaining=0,
+        reset_after=aged.reset_after,
+        retry_after=aged.retry_after,
+        now=decision_now + elapsed,
+        results=(aged,),
+    )
