@@ -43,6 +43,24 @@ def _identity_value(scope, who):
     return who.user_id
 
 
+SPEC_CACHE_SIZE = 50_000
+
+
+def cached_specs(snapshot, group, who, config):
+    """build_specs for the limits of ``group`` and ``who``, memoized on the snapshot (so a
+    policy edit starts afresh) and bounded."""
+    tenant_id = who.tenant.id if who.tenant else None
+    cache_key = (group, tenant_id, who.ip, who.api_key_id, who.user_id)
+    cache = snapshot.spec_cache
+    specs = cache.get(cache_key)
+    if specs is None:
+        if len(cache) >= SPEC_CACHE_SIZE:
+            cache.clear()
+        specs = build_specs(snapshot.limits_for(group, who.tenant), who, config)
+        cache[cache_key] = specs
+    return specs
+
+
 def build_specs(limits, who, config):
     """LimitSpecs for the limits that can be counted for ``who``.
 
@@ -132,7 +150,9 @@ def _evaluate(request, group, user, cost, extra_specs):
         return NOT_LIMITED
     needs_user = snapshot.has_user_limits or bool(config["TENANT_RESOLVER"])
     who = identity.identify(request, snapshot, config, user=user, needs_user=needs_user)
-    specs = build_specs(snapshot.limits_for(group, who.tenant), who, config) + list(extra_specs)
+    specs = cached_specs(snapshot, group, who, config)
+    if extra_specs:
+        specs = specs + list(extra_specs)
     if not specs:
         return Verdict(decision=None, group=group)
     return decide(request, specs, group, cost)

@@ -24,10 +24,10 @@ def _derived_key(purpose, secret_key, salt):
 def _mac(purpose, value):
     if isinstance(value, str):
         value = value.encode("utf-8", "surrogatepass")
-    cap = get_config()["MAX_IDENTITY_LENGTH"]
+    config = get_config()
     # Capped before hashing so that a hostile megabyte costs no more than a normal value.
-    key = _derived_key(purpose, settings.SECRET_KEY, get_config()["HASH_SALT"])
-    return hmac.new(key, value[: cap * 4], hashlib.sha256).digest()
+    key = _derived_key(purpose, settings.SECRET_KEY, config["HASH_SALT"])
+    return hmac.digest(key, value[: config["MAX_IDENTITY_LENGTH"] * 4], "sha256")
 
 
 def keyed_hash(purpose, value):
@@ -36,7 +36,15 @@ def keyed_hash(purpose, value):
 
 
 def short_hash(purpose, value):
-    """A 96-bit keyed hash (16 url-safe characters) of ``value``: used inside cache keys."""
+    """A 96-bit keyed hash (16 url-safe characters) of ``value``: used inside cache keys.
+
+    Only for values that are not secret (addresses, ids): results are memoized.
+    """
+    return _short_hash(purpose, value, settings.SECRET_KEY, get_config()["HASH_SALT"])
+
+
+@lru_cache(maxsize=65_536)
+def _short_hash(purpose, value, secret_key, salt):
     return base64.urlsafe_b64encode(_mac(purpose, value)[:12]).decode("ascii")
 
 

@@ -56,6 +56,17 @@ def _is_trusted(address, networks):
 
 
 def client_ip(meta, proxies=(), ipv6_prefix=64):
+    """The client's IP bucket for a request's META (see _client_ip); memoized."""
+    return _client_ip(
+        meta.get("REMOTE_ADDR") or "",
+        meta.get("HTTP_X_FORWARDED_FOR", ""),
+        tuple(proxies),
+        ipv6_prefix,
+    )
+
+
+@lru_cache(maxsize=16_384)
+def _client_ip(remote_raw, forwarded, proxies, ipv6_prefix):
     """The client's IP bucket for a request's META.
 
     REMOTE_ADDR is the client unless it is a trusted proxy; then X-Forwarded-For is
@@ -64,14 +75,13 @@ def client_ip(meta, proxies=(), ipv6_prefix=64):
     ignored. A malformed hop gets a bucket of its own (a keyed hash of the raw value),
     never a bucket shared with other clients; no address at all gives None.
     """
-    networks = trusted_networks(tuple(proxies))
-    remote_raw = meta.get("REMOTE_ADDR") or ""
+    networks = trusted_networks(proxies)
     remote = parse_address(remote_raw[:MAX_HEADER_LENGTH])
     if remote is None:
         return f"raw:{hashing.short_hash('ip', remote_raw)}" if remote_raw else None
     if not networks or not _is_trusted(remote, networks):
         return bucket_of(remote, ipv6_prefix)
-    forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")[-MAX_HEADER_LENGTH:]
+    forwarded = forwarded[-MAX_HEADER_LENGTH:]
     hops = [hop for hop in forwarded.split(",") if hop.strip()][-MAX_FORWARDED_HOPS:]
     client = remote
     for raw_hop in reversed(hops):

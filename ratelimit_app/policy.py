@@ -19,6 +19,7 @@ from ratelimit_app.counters.algorithms import LimitSpec
 from ratelimit_app.models import ApiKey, BanRule, CredentialBan, EndpointGroup, Limit, Tenant, Tier
 
 logger = logging.getLogger("ratelimit_app")
+PATH_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +108,23 @@ class PolicySnapshot:
     bans: dict = field(default_factory=dict)  # (rule_id, fingerprint) -> expires_at (epoch s)
     lifted: dict = field(default_factory=dict)  # (rule_id, fingerprint) -> lifted_at (epoch s)
     has_user_limits: bool = False
+    spec_cache: dict = field(default_factory=dict)  # see enforcement.cached_specs
     _cache: dict = field(default_factory=dict)
 
     def group_for_path(self, path):
         """The endpoint group whose path patterns match ``path`` (normalized first)."""
-        normalized = paths.normalize_path(path)
-        for pattern, slug in self.matchers:
-            if pattern.match(normalized):
-                return slug
-        return None
+        found = self._cache.get(("path", path), False)
+        if found is False:
+            found = None
+            normalized = paths.normalize_path(path)
+            for pattern, slug in self.matchers:
+                if pattern.match(normalized):
+                    found = slug
+                    break
+            if len(self._cache) >= PATH_CACHE_SIZE:
+                self._cache.clear()
+            self._cache[("path", path)] = found
+        return found
 
     def limits_for(self, group, tenant):
         """Limits for a request to ``group`` by ``tenant`` (either may be None): the tier's

@@ -21,7 +21,7 @@ ALGORITHMS = (GCRA, SLIDING_WINDOW, FIXED_WINDOW, BAN)
 MAX_RATE_PERIOD_PRODUCT = 4_000_000_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class LimitSpec:
     """One limit applied to one key: the counter's identity and its numbers."""
 

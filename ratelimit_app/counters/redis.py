@@ -42,20 +42,30 @@ def limiter_client(alias, timeout):
     return redis_lib.Redis(connection_pool=pool)
 
 
-def script_args(specs, cost, now):
-    """ARGV for check.lua."""
-    args = ["" if now is None else str(int(now)), str(int(cost))]
-    for spec in specs:
+def limit_args(spec):
+    """check.lua's five arguments for one limit (memoized on the spec)."""
+    cached = spec.__dict__.get("_redis_args")
+    if cached is None:
         interval = spec.emission_us if spec.algorithm == GCRA else 0
         if spec.algorithm == BAN:
             interval = 1 if spec.extend else 0
-        args += [
+        cached = (
             ALGORITHM_CODES[spec.algorithm],
             spec.capacity,
             spec.period_us,
             interval,
             1 if spec.shadow else 0,
-        ]
+        )
+        # Specs are frozen; this cache sits beside their fields, not in them.
+        spec.__dict__["_redis_args"] = cached
+    return cached
+
+
+def script_args(specs, cost, now):
+    """ARGV for check.lua."""
+    args = ["" if now is None else str(int(now)), str(int(cost))]
+    for spec in specs:
+        args.extend(limit_args(spec))
     return args
 
 
