@@ -35,5 +35,10 @@ test: lint
 test-newest:
 	$(MAKE) test VENV=.venv-newest PYTHON="$$(sh tests/newest_python.sh)" DJANGO_SPEC="Django>=6,<7"
 
+# Side by side with DRF's throttles, django-ratelimit and limits; see docs/benchmarks.md.
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) bench/run.py
+
 clean:
 	rm -rf .venv .venv-newest demo.sqlite3

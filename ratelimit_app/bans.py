@@ -9,6 +9,7 @@ restart or flush and is what operators see and lift).
 import datetime
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -82,16 +83,21 @@ def _parties(context):
     return parties
 
 
-def _key(config, letter, rule_id, kind, value):
-    return f"{enforcement.key_base(config)}:{letter}{rule_id}{kind}:{value}"
+def _key(base, letter, rule_id, kind, value):
+    return f"{base}:{letter}{rule_id}{kind}:{value}"
 
 
 def ban_specs(context, config):
     """Ban checks for the request, to go into the same backend call as its limits."""
+    return _ban_specs(context, enforcement.key_base(config))
+
+
+@lru_cache(maxsize=4096)
+def _ban_specs(context, key_base):
     rule = context.rule
     return [
         LimitSpec(
-            key=_key(config, "b", rule.id, kind, value),
+            key=_key(key_base, "b", rule.id, kind, value),
             algorithm=BAN,
             rate=threshold,
             period=rule.cooldown,
@@ -107,8 +113,8 @@ def failure_counters(context, config):
     rule = context.rule
     return [
         FailureCounter(
-            failure_key=_key(config, "x", rule.id, kind, value),
-            ban_key=_key(config, "b", rule.id, kind, value),
+            failure_key=_key(enforcement.key_base(config), "x", rule.id, kind, value),
+            ban_key=_key(enforcement.key_base(config), "b", rule.id, kind, value),
             threshold=threshold,
             window=rule.window,
             cooldown=rule.cooldown,
@@ -250,7 +256,8 @@ def clear_pair(rule_id, fingerprint):
     """Forget a pair's failure count and ban in the counter store; False if unreachable."""
     config = get_config()
     value = fingerprint[:32]
-    keys = [_key(config, letter, rule_id, PAIR, value) for letter in ("x", "b")]
+    base = enforcement.key_base(config)
+    keys = [_key(base, letter, rule_id, PAIR, value) for letter in ("x", "b")]
     try:
         runtime.get_backend().clear(keys)
     except BackendUnavailable:

@@ -1,5 +1,7 @@
 """RateLimitMiddleware: limits for plain Django views, headers on every limited response."""
 
+from functools import lru_cache
+
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 
 from ratelimit_app import bans, enforcement
@@ -14,6 +16,7 @@ def view_group(view_func):
     return getattr(view_class, "ratelimit_group", None)
 
 
+@lru_cache(maxsize=4096)
 def delegated_to_drf(view_func):
     """Whether a DRF view will check the request itself through PolicyThrottle.
 

@@ -71,14 +71,12 @@ def script_args(specs, cost, now):
 
 def parse_reply(specs, reply):
     """Turn check.lua's flat reply into (outcomes, charged, now_us)."""
-    now_us, charged = int(reply[0]), bool(int(reply[1]))
-    outcomes = []
-    for i in range(len(specs)):
-        allowed, limit, remaining, reset, retry = (
-            int(v) for v in reply[2 + FIELDS_PER_LIMIT * i : 2 + FIELDS_PER_LIMIT * (i + 1)]
-        )
-        outcomes.append(Outcome(bool(allowed), limit, remaining, reset, retry, None, 0))
-    return outcomes, charged, now_us
+    values = [int(v) for v in reply]
+    outcomes = [
+        Outcome(values[i] == 1, values[i + 1], values[i + 2], values[i + 3], values[i + 4], None, 0)
+        for i in range(2, 2 + FIELDS_PER_LIMIT * len(specs), FIELDS_PER_LIMIT)
+    ]
+    return outcomes, values[1] == 1, values[0]
 
 
 class RedisBackend(Backend):
