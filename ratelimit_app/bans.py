@@ -8,10 +8,11 @@ restart or flush and is what operators see and lift).
 
 import datetime
 import logging
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from ratelimit_app import enforcement, hashing, identity, paths, revision, runtime
@@ -26,6 +27,7 @@ from ratelimit_app.signals import credential_banned, credential_unbanned
 logger = logging.getLogger("ratelimit_app.bans")
 
 CONTEXT_ATTRIBUTE = "_ratelimit_ban_context"
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 PAIR, CLIENT_ID, IP = "p", "c", "i"
 
 
@@ -226,13 +228,22 @@ def _from_us(value):
     return datetime.datetime.fromtimestamp(value / US, tz=datetime.UTC)
 
 
+def storable_client_id(client_id):
+    """The client_id as shown to operators: control characters (NUL included, which
+    PostgreSQL refuses) escaped, at most 200 characters."""
+    return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", client_id[:200])[:200]
+
+
 def create_ban(context, failures, banned_at_us, expires_at_us):
-    """Write the ban row (the truth), signal it, and refresh this process's snapshot."""
+    """Write the ban row (the truth), signal it, and refresh this process's snapshot.
+
+    A database error is logged, not raised: the ban already holds in the counter store.
+    """
     try:
         with transaction.atomic():
             ban = CredentialBan.objects.create(
                 rule_id=context.rule.id,
-                client_id=context.client_id[:200],
+                client_id=storable_client_id(context.client_id),
                 fingerprint=context.fingerprint,
                 failures=failures,
                 banned_at=_from_us(banned_at_us),
@@ -240,10 +251,13 @@ def create_ban(context, failures, banned_at_us, expires_at_us):
             )
     except IntegrityError:
         return None  # the same ban, already written
+    except DatabaseError:
+        logger.exception("Could not record a credential ban; it holds in the counter store.")
+        return None
     runtime.get_snapshot_holder().invalidate()
     logger.warning(
         "Banned client_id=%r [%s] for %d s after %d failures.",
-        context.client_id[:64],
+        ban.client_id[:64],
         ban.short_fingerprint,
         context.rule.cooldown,
         failures,
