@@ -31,6 +31,10 @@ format: $(STAMP)
 test: lint
 	$(PY) tests/run_suites.py
 
+# Redis faults (a server stopped, paused, restarted) and the soak: slow, services required.
+test-reliability: $(STAMP)
+	$(PY) tests/run_suites.py --reliability
+
 # The newest Django on the newest Python 3.12+ found on this machine.
 test-newest:
 	$(MAKE) test VENV=.venv-newest PYTHON="$$(sh tests/newest_python.sh)" DJANGO_SPEC="Django>=6,<7"

@@ -84,7 +84,8 @@ else:
 
 RATELIMIT_APP = {
     "BACKEND": RATELIMIT_BACKEND,
-    "TRUSTED_PROXIES": [],
+    # Behind a proxy, list it here (comma-separated CIDRs) so X-Forwarded-For is read.
+    "TRUSTED_PROXIES": [p for p in os.environ.get("RATELIMIT_TRUSTED_PROXIES", "").split(",") if p],
 }
 
 REST_FRAMEWORK = {

@@ -4,6 +4,9 @@ The second pass runs whenever PostgreSQL and Redis answer (REDIS_URL, DATABASE_U
 defaulting to the local servers). If no Redis answers but redis-server is installed,
 a throwaway one is started on a free loopback port. With RATELIMIT_REQUIRE_SERVICES=1
 (as in CI) an unreachable service fails the run instead of skipping the pass.
+
+With --reliability it runs only the slow tests (faults, soak), on PostgreSQL and Redis,
+which are then required.
 """
 
 import os
@@ -23,17 +26,20 @@ from tests.services import (  # noqa: E402
 )
 
 
-def run_pytest(stack, extra_env, args):
+def run_pytest(stack, extra_env, args, marker=None):
     env = {**os.environ, **extra_env, "RATELIMIT_TEST_STACK": stack}
-    marker = "not slow" if stack == "services" else "not services and not slow"
-    print(f"\n===== pytest pass: {stack} =====", flush=True)
+    if marker is None:
+        marker = "not slow" if stack == "services" else "not services and not slow"
+    print(f"\n===== pytest pass: {stack} ({marker}) =====", flush=True)
     command = [sys.executable, "-m", "pytest", "-m", marker, *args]
     return subprocess.call(command, cwd=ROOT, env=env)
 
 
 def main(args):
-    required = os.environ.get("RATELIMIT_REQUIRE_SERVICES") == "1"
-    status = run_pytest("local", {}, args)
+    reliability = "--reliability" in args
+    args = [a for a in args if a != "--reliability"]
+    required = reliability or os.environ.get("RATELIMIT_REQUIRE_SERVICES") == "1"
+    status = 0 if reliability else run_pytest("local", {}, args)
     redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
     database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     throwaway = None
@@ -57,7 +63,8 @@ def main(args):
             print(f"NOTE: {message} Skipping it.", file=sys.stderr)
             return status
         env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url}
-        return run_pytest("services", env, args) or status
+        marker = "slow" if reliability else None
+        return run_pytest("services", env, args, marker) or status
     finally:
         if throwaway:
             throwaway.stop()
