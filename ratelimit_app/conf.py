@@ -33,8 +33,11 @@ DEFAULTS = {
     "IPV6_PREFIX": 64,
     "MAX_IDENTITY_LENGTH": 512,
     "TENANT_RESOLVER": None,
-    # Policy snapshot: how often (seconds) a process looks for admin edits.
+    # Policy snapshot: how often (seconds) a process asks the database for admin edits.
+    # With Redis, every check also returns the policy revision, so edits arrive with the
+    # next request and the database is asked only every POLICY_FALLBACK_INTERVAL.
     "POLICY_REFRESH_INTERVAL": 1.0,
+    "POLICY_FALLBACK_INTERVAL": 30.0,
     # Responses.
     "RESET_STYLE": "delta",
     "IETF_HEADERS": False,

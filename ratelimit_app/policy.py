@@ -229,12 +229,28 @@ class SnapshotHolder:
         self.clock = clock
         self.snapshot = None
         self.checked_at = None
+        self.remote_seen_at = None
         self._lock = threading.Lock()
+
+    def _interval(self, now, config):
+        interval = float(config["POLICY_REFRESH_INTERVAL"])
+        fallback = float(config["POLICY_FALLBACK_INTERVAL"])
+        if self.remote_seen_at is not None and now - self.remote_seen_at < fallback:
+            # The counter store tells of edits with every check: the database is only
+            # asked in case a publication was lost.
+            return max(interval, fallback)
+        return interval
+
+    def note_remote_revision(self, number):
+        """The counter store knows of policy revision ``number``: rebuild if it is newer."""
+        self.remote_seen_at = self.clock()
+        if self.snapshot is not None and number > self.snapshot.revision:
+            self.invalidate()
 
     def get(self):
         """The current snapshot, refreshed if the revision moved (checked once per interval)."""
         now = self.clock()
-        interval = float(get_config()["POLICY_REFRESH_INTERVAL"])
+        interval = self._interval(now, get_config())
         if self.snapshot is not None and now - self.checked_at < interval:
             return self.snapshot
         with self._lock:

@@ -1,9 +1,14 @@
 """The policy revision: a number bumped on every policy edit, which processes poll."""
 
+import logging
+
+from django.db import transaction
 from django.db.models import F
 from django.db.models.signals import post_delete, post_save
 
 from ratelimit_app import models
+
+logger = logging.getLogger("ratelimit_app")
 
 WATCHED = (
     models.Tier,
@@ -17,10 +22,25 @@ WATCHED = (
 
 
 def bump():
-    """Raise the revision number by one (in the current transaction)."""
+    """Raise the revision number by one (in the current transaction), and once that
+    commits, publish it through the counter store."""
     updated = models.PolicyRevision.objects.filter(pk=1).update(number=F("number") + 1)
     if not updated:
         models.PolicyRevision.objects.get_or_create(pk=1, defaults={"number": 1})
+    number = current()
+    transaction.on_commit(lambda: publish(number))
+
+
+def publish(number):
+    """Make revision ``number`` known to every process through the counter store; if the
+    store is down, processes find it in the database within POLICY_FALLBACK_INTERVAL."""
+    from ratelimit_app import runtime
+    from ratelimit_app.counters.base import BackendUnavailable
+
+    try:
+        runtime.get_backend().publish_revision(number)
+    except BackendUnavailable:
+        logger.warning("Policy revision %d not published: the counter store is down.", number)
 
 
 def current():

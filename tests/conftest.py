@@ -14,6 +14,7 @@ def _fresh_runtime(settings):
         **settings.RATELIMIT_APP,
         "KEY_PREFIX": f"rlt{uuid.uuid4().hex[:8]}",
         "POLICY_REFRESH_INTERVAL": 0,
+        "POLICY_FALLBACK_INTERVAL": 0,
     }
     runtime.reset()
     yield

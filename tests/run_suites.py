@@ -27,7 +27,12 @@ from tests.services import (  # noqa: E402
 
 
 def run_pytest(stack, extra_env, args, marker=None):
-    env = {**os.environ, **extra_env, "RATELIMIT_TEST_STACK": stack}
+    env = {
+        **os.environ,
+        **extra_env,
+        "RATELIMIT_TEST_STACK": stack,
+        "RATELIMIT_RUN_ID": str(os.getpid()),
+    }
     if marker is None:
         marker = "not slow" if stack == "services" else "not services and not slow"
     print(f"\n===== pytest pass: {stack} ({marker}) =====", flush=True)

@@ -18,6 +18,9 @@ if STACK == "services":
     DATABASES = {
         "default": dj_database_url.parse(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
     }
+    # A test database of this run's own: runs side by side on one server do not collide.
+    RUN_ID = os.environ.get("RATELIMIT_RUN_ID", str(os.getpid()))
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{RUN_ID}"}
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",

@@ -150,3 +150,41 @@ def test_every_catalogue_limit_can_be_counted():
         limit.full_clean()
     snapshot = build_snapshot()
     assert sum(map(len, snapshot.tier_limits.values())) == Limit.objects.count()
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_redis_carries_the_revision_so_requests_make_no_query_and_edits_arrive_at_once(
+    client, demo_data, settings
+):
+    """With Redis every check returns the policy revision: the database is asked only
+    every POLICY_FALLBACK_INTERVAL, and an edit is seen by the very next request."""
+    import redis as redis_lib
+
+    from ratelimit_app import revision, runtime
+    from ratelimit_app.models import Limit
+
+    settings.RATELIMIT_APP = {
+        **settings.RATELIMIT_APP,
+        "POLICY_REFRESH_INTERVAL": 1.0,
+        "POLICY_FALLBACK_INTERVAL": 30.0,
+    }
+    key = {"HTTP_AUTHORIZATION": f"Bearer {demo_data['free']}"}
+    clock = [0.0]
+    runtime.get_snapshot_holder().clock = lambda: clock[0]
+    revision.publish(revision.current())
+    client.get("/acp/developer/ping", **key)  # snapshot built, remote revision seen
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(20):
+            clock[0] += 0.5  # ten seconds: ten database polls without the revision
+            assert client.get("/acp/developer/ping", **key).status_code == 200
+    assert len(queries) == 0
+    limit = Limit.objects.get(tier__name="free", group__slug="developer", algorithm="gcra")
+    limit.burst = 7
+    limit.save()  # commits, then publishes the new revision to Redis
+    server = redis_lib.Redis.from_url(settings.REDIS_URL)
+    published = server.get(runtime.get_backend().backend.revision_key)
+    assert int(published) == revision.current()
+    client.get("/acp/developer/ping", **key)  # this check learns of the new revision
+    reply = client.get("/acp/developer/ping", **key)  # and this one uses it
+    assert reply["X-RateLimit-Limit"] == "7"

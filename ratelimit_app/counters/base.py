@@ -32,6 +32,8 @@ class Decision:
     retry_after: float
     now: float
     results: tuple
+    # The policy revision the counter store knows of (Redis), or None.
+    policy_revision: int | None = None
 
     @property
     def binding(self):
@@ -104,6 +106,10 @@ class Backend:
     def clear(self, keys):
         """Forget the state of ``keys`` (used when an operator lifts a ban)."""
         raise NotImplementedError
+
+    def publish_revision(self, number):
+        """Make a new policy revision known to every process, if this store can; the
+        default cannot, and processes then poll the database."""
 
 
 def validate_specs(specs, cost):

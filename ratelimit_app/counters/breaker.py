@@ -85,3 +85,7 @@ class GuardedBackend:
     def clear(self, keys):
         """See Backend.clear."""
         return self.breaker.call(self.backend.clear, keys)
+
+    def publish_revision(self, number):
+        """See Backend.publish_revision."""
+        return self.breaker.call(self.backend.publish_revision, number)

@@ -1,5 +1,6 @@
 """Counters in Redis: every limit of a request in one EVALSHA, on Redis's own clock."""
 
+from dataclasses import replace
 from functools import cached_property
 from importlib import resources
 
@@ -16,6 +17,8 @@ from ratelimit_app.counters.algorithms import (
 from ratelimit_app.counters.base import Backend, BackendUnavailable, make_decision, validate_specs
 from ratelimit_app.counters.failures import FailureResult
 
+# Long enough to matter, short enough that a lost publish cannot mislead for long.
+REVISION_TTL = 24 * 3600
 ALGORITHM_CODES = {GCRA: 1, SLIDING_WINDOW: 2, FIXED_WINDOW: 3, BAN: 4}
 FIELDS_PER_LIMIT = 5
 
@@ -61,22 +64,22 @@ def limit_args(spec):
     return cached
 
 
-def script_args(specs, cost, now):
+def script_args(specs, cost, now, with_revision):
     """ARGV for check.lua."""
-    args = ["" if now is None else str(int(now)), str(int(cost))]
+    args = ["" if now is None else str(int(now)), str(int(cost)), "1" if with_revision else "0"]
     for spec in specs:
         args.extend(limit_args(spec))
     return args
 
 
 def parse_reply(specs, reply):
-    """Turn check.lua's flat reply into (outcomes, charged, now_us)."""
+    """Turn check.lua's flat reply into (outcomes, charged, now_us, policy revision)."""
     values = [int(v) for v in reply]
     outcomes = [
         Outcome(values[i] == 1, values[i + 1], values[i + 2], values[i + 3], values[i + 4], None, 0)
-        for i in range(2, 2 + FIELDS_PER_LIMIT * len(specs), FIELDS_PER_LIMIT)
+        for i in range(3, 3 + FIELDS_PER_LIMIT * len(specs), FIELDS_PER_LIMIT)
     ]
-    return outcomes, values[1] == 1, values[0]
+    return outcomes, values[1] == 1, values[0], values[2] or None
 
 
 class RedisBackend(Backend):
@@ -92,15 +95,28 @@ class RedisBackend(Backend):
         # SCRIPT FLUSH), loads the script and retries: the request does not fail.
         return self.client.register_script(load_script("check.lua"))
 
+    @cached_property
+    def revision_key(self):
+        return f"{self.config['KEY_PREFIX']}:{{{self.config['HASH_TAG']}}}:policy-revision"
+
     def check(self, specs, cost=1, now=None):
         validate_specs(specs, cost)
         keys = [spec.key for spec in specs]
+        keys.append(self.revision_key)
         try:
-            reply = self.script(keys=keys, args=script_args(specs, cost, now))
+            reply = self.script(keys=keys, args=script_args(specs, cost, now, True))
         except redis_lib.RedisError as exc:
             raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
-        outcomes, charged, now_us = parse_reply(specs, reply)
-        return make_decision(specs, outcomes, charged, now_us, cost)
+        outcomes, charged, now_us, revision = parse_reply(specs, reply)
+        decision = make_decision(specs, outcomes, charged, now_us, cost)
+        return replace(decision, policy_revision=revision) if revision else decision
+
+    def publish_revision(self, number):
+        """Tell every process of a new policy revision, through the next check they make."""
+        try:
+            self.client.set(self.revision_key, number, ex=REVISION_TTL)
+        except redis_lib.RedisError as exc:
+            raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
 
     @cached_property
     def failure_script(self):

@@ -1,13 +1,16 @@
 -- Check and charge every limit of one request atomically, in one round trip.
 -- Mirrors ratelimit_app/counters/algorithms.py exactly (integer microseconds).
 --
--- KEYS[i]: the counter key of limit i.
+-- KEYS[i]: the counter key of limit i; with ARGV[3] == "1" the last key is the policy
+--   revision key instead, whose value is returned (processes learn of admin edits from
+--   it without a database query).
 -- ARGV[1]: now in microseconds, or "" to use Redis's own clock (production).
 -- ARGV[2]: cost of the request.
--- ARGV[3 + 5*(i-1) ...]: algorithm (1 gcra, 2 sliding, 3 fixed, 4 ban check), capacity,
+-- ARGV[4 + 5*(i-1) ...]: algorithm (1 gcra, 2 sliding, 3 fixed, 4 ban check), capacity,
 --   period in microseconds, emission interval in microseconds (gcra) or the extend
 --   flag (ban), shadow (0/1).
--- Returns {now, charged, then per limit: allowed, limit, remaining, reset_after, retry_after}.
+-- Returns {now, charged, policy revision (0 if unknown), then per limit: allowed, limit,
+--   remaining, reset_after, retry_after}.
 
 local now
 if ARGV[1] == "" then
@@ -17,6 +20,12 @@ else
   now = tonumber(ARGV[1])
 end
 local cost = tonumber(ARGV[2])
+local limits = #KEYS
+local revision = 0
+if ARGV[3] == "1" then
+  limits = #KEYS - 1
+  revision = tonumber(redis.call("GET", KEYS[#KEYS]) or "0") or 0
+end
 local floor = math.floor
 
 local function fdiv(a, b)
@@ -120,9 +129,9 @@ end
 local results, states, ttls, bans = {}, {}, {}, {}
 local charged = 1
 -- One read for every key: a redis.call costs more than the arithmetic around it.
-local raws = redis.call("MGET", unpack(KEYS))
-for i = 1, #KEYS do
-  local base = 3 + 5 * (i - 1)
+local raws = redis.call("MGET", unpack(KEYS, 1, limits))
+for i = 1, limits do
+  local base = 4 + 5 * (i - 1)
   local algorithm = tonumber(ARGV[base])
   local capacity = tonumber(ARGV[base + 1])
   local period = tonumber(ARGV[base + 2])
@@ -145,7 +154,7 @@ for i = 1, #KEYS do
   results[i], states[i], ttls[i] = result, state, ttl
 end
 
-for i = 1, #KEYS do
+for i = 1, limits do
   -- An extended ban is stored even when the request is denied; limits only if charged.
   if states[i] and (charged == 1 or bans[i]) then
     -- Milliseconds, rounded up: a key never expires before its state is empty.
@@ -153,8 +162,8 @@ for i = 1, #KEYS do
   end
 end
 
-local reply = {now, charged}
-for i = 1, #KEYS do
+local reply = {now, charged, revision}
+for i = 1, limits do
   for j = 1, 5 do
     reply[#reply + 1] = results[i][j]
   end
