@@ -52,7 +52,7 @@ def _tightest(results, allowed):
     return min(enforced, key=lambda r: (r.remaining, -r.reset_after))
 
 
-def make_decision(specs, outcomes, charged, now_us, cost):
+def make_decision(specs, outcomes, charged, now_us, cost, policy_revision=None):
     """Build a Decision from per-limit outcomes (microseconds) of one request."""
     results = []
     for spec, outcome in zip(specs, outcomes, strict=True):
@@ -80,6 +80,7 @@ def make_decision(specs, outcomes, charged, now_us, cost):
         retry_after=binding.retry_after if binding and not charged else 0.0,
         now=now_us / US,
         results=results,
+        policy_revision=policy_revision,
     )
 
 

@@ -1,6 +1,5 @@
 """Counters in Redis: every limit of a request in one EVALSHA, on Redis's own clock."""
 
-from dataclasses import replace
 from functools import cached_property
 from importlib import resources
 
@@ -108,8 +107,7 @@ class RedisBackend(Backend):
         except redis_lib.RedisError as exc:
             raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
         outcomes, charged, now_us, revision = parse_reply(specs, reply)
-        decision = make_decision(specs, outcomes, charged, now_us, cost)
-        return replace(decision, policy_revision=revision) if revision else decision
+        return make_decision(specs, outcomes, charged, now_us, cost, revision)
 
     def publish_revision(self, number):
         """Tell every process of a new policy revision, through the next check they make."""
