@@ -149,6 +149,7 @@ def measure(row, model, redis_url, workdir):
         "model": model,
         "admitted": [r[0] for r in runs],
         "statuses": sorted({s for r in runs for s in r[1]}),
+        "boundary_repeats": sum(r[2] for r in runs),
     }
 
 

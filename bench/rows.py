@@ -27,8 +27,9 @@ def load_policies(row, limit):
         return
     group = EndpointGroup.objects.create(slug="bench", name="Bench", path_patterns="/bench")
     tier = Tier.objects.create(name="bench", is_default=True)
+    # A rolling window, like the peers' (GCRA would refill during a run and admit more).
     Limit.objects.create(
-        group=group, tier=tier, scope="ip", algorithm="gcra", rate=limit, period=60, burst=limit
+        group=group, tier=tier, scope="ip", algorithm="sliding_window", rate=limit, period=60
     )
     if row == "rl_one":
         return
