@@ -133,7 +133,7 @@ def decide(request, specs, group, cost=1):
             return _unavailable(group, config)
         if denials is not None and not decision.allowed:
             denials.record(decision, revision, cost, local_now)
-        if decision.policy_revision:
+        if decision.policy_revision is not None:
             runtime.get_snapshot_holder().note_remote_revision(decision.policy_revision)
     if not decision.allowed:
         _report_throttled(request, decision, group)

@@ -230,6 +230,7 @@ class SnapshotHolder:
         self.snapshot = None
         self.checked_at = None
         self.remote_seen_at = None
+        self.republished_at = float("-inf")
         self._lock = threading.Lock()
 
     def _interval(self, now, config):
@@ -242,10 +243,24 @@ class SnapshotHolder:
         return interval
 
     def note_remote_revision(self, number):
-        """The counter store knows of policy revision ``number``: rebuild if it is newer."""
-        self.remote_seen_at = self.clock()
+        """The counter store knows of policy revision ``number`` (0: of none, after a flush
+        or restart): rebuild if it is newer, publish ours again if it has none."""
+        now = self.clock()
+        if not number:
+            self._republish(now)
+            return
+        self.remote_seen_at = now
         if self.snapshot is not None and number > self.snapshot.revision:
             self.invalidate()
+
+    def _republish(self, now):
+        # At most once per interval, and only where the key is missing, so that an
+        # edit's own publication (unconditional) always wins.
+        interval = float(get_config()["POLICY_REFRESH_INTERVAL"])
+        if self.snapshot is None or now - self.republished_at < interval:
+            return
+        self.republished_at = now
+        revision.publish(self.snapshot.revision, only_if_missing=True)
 
     def get(self):
         """The current snapshot, refreshed if the revision moved (checked once per interval)."""

@@ -31,14 +31,14 @@ def bump():
     transaction.on_commit(lambda: publish(number))
 
 
-def publish(number):
+def publish(number, only_if_missing=False):
     """Make revision ``number`` known to every process through the counter store; if the
     store is down, processes find it in the database within POLICY_FALLBACK_INTERVAL."""
     from ratelimit_app import runtime
     from ratelimit_app.counters.base import BackendUnavailable
 
     try:
-        runtime.get_backend().publish_revision(number)
+        runtime.get_backend().publish_revision(number, only_if_missing)
     except BackendUnavailable:
         logger.warning("Policy revision %d not published: the counter store is down.", number)
 

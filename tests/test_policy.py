@@ -188,3 +188,24 @@ def test_redis_carries_the_revision_so_requests_make_no_query_and_edits_arrive_a
     client.get("/acp/developer/ping", **key)  # this check learns of the new revision
     reply = client.get("/acp/developer/ping", **key)  # and this one uses it
     assert reply["X-RateLimit-Limit"] == "7"
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_revision_is_published_again_after_a_flush(client, demo_data, settings):
+    import redis as redis_lib
+
+    from ratelimit_app import revision, runtime
+
+    settings.RATELIMIT_APP = {
+        **settings.RATELIMIT_APP,
+        "POLICY_REFRESH_INTERVAL": 1.0,
+        "POLICY_FALLBACK_INTERVAL": 30.0,
+    }
+    server = redis_lib.Redis.from_url(settings.REDIS_URL)
+    key = {"HTTP_AUTHORIZATION": f"Bearer {demo_data['free']}"}
+    client.get("/v1/status", **key)
+    revision_key = runtime.get_backend().backend.revision_key
+    server.delete(revision_key)  # as after FLUSHDB or a restart
+    client.get("/v1/status", **key)  # learns the store has none, and publishes ours
+    assert int(server.get(revision_key)) == revision.current()

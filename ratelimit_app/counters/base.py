@@ -32,7 +32,8 @@ class Decision:
     retry_after: float
     now: float
     results: tuple
-    # The policy revision the counter store knows of (Redis), or None.
+    # The policy revision the counter store knows of: None if it cannot tell (process
+    # memory), 0 if it has none (Redis after a flush or restart).
     policy_revision: int | None = None
 
     @property
@@ -108,7 +109,7 @@ class Backend:
         """Forget the state of ``keys`` (used when an operator lifts a ban)."""
         raise NotImplementedError
 
-    def publish_revision(self, number):
+    def publish_revision(self, number, only_if_missing=False):
         """Make a new policy revision known to every process, if this store can; the
         default cannot, and processes then poll the database."""
 

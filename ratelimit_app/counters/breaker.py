@@ -86,6 +86,6 @@ class GuardedBackend:
         """See Backend.clear."""
         return self.breaker.call(self.backend.clear, keys)
 
-    def publish_revision(self, number):
+    def publish_revision(self, number, only_if_missing=False):
         """See Backend.publish_revision."""
-        return self.breaker.call(self.backend.publish_revision, number)
+        return self.breaker.call(self.backend.publish_revision, number, only_if_missing)

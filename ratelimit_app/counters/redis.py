@@ -78,7 +78,7 @@ def parse_reply(specs, reply):
         Outcome(values[i] == 1, values[i + 1], values[i + 2], values[i + 3], values[i + 4], None, 0)
         for i in range(3, 3 + FIELDS_PER_LIMIT * len(specs), FIELDS_PER_LIMIT)
     ]
-    return outcomes, values[1] == 1, values[0], values[2] or None
+    return outcomes, values[1] == 1, values[0], values[2]
 
 
 class RedisBackend(Backend):
@@ -109,10 +109,10 @@ class RedisBackend(Backend):
         outcomes, charged, now_us, revision = parse_reply(specs, reply)
         return make_decision(specs, outcomes, charged, now_us, cost, revision)
 
-    def publish_revision(self, number):
+    def publish_revision(self, number, only_if_missing=False):
         """Tell every process of a new policy revision, through the next check they make."""
         try:
-            self.client.set(self.revision_key, number, ex=REVISION_TTL)
+            self.client.set(self.revision_key, number, ex=REVISION_TTL, nx=only_if_missing)
         except redis_lib.RedisError as exc:
             raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
 
