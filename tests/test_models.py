@@ -117,3 +117,9 @@ def test_api_key_stores_only_a_hash_of_its_secret():
     assert key.secret not in values
     assert key.secret.split(".")[1] not in values
     assert stored.prefix == key.secret.split(".")[0]
+
+
+def test_migrations_match_the_models():
+    from django.core.management import call_command
+
+    call_command("makemigrations", "ratelimit_app", "--check", "--dry-run", verbosity=0)

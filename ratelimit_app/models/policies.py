@@ -1,11 +1,7 @@
-"""Policies (tiers, tenants, endpoint groups, limits, API keys) and credential bans."""
+"""Policy models: tiers, tenants, endpoint groups, limits, API keys, the revision."""
 
-import re
-
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils import timezone
 
 from ratelimit_app import hashing, paths
 from ratelimit_app.counters.algorithms import MAX_RATE_PERIOD_PRODUCT
@@ -226,127 +222,6 @@ class ApiKey(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"
-
-
-STATUS_LIST_RE = re.compile(r"^\s*[1-5]\d\d(\s*,\s*[1-5]\d\d)*\s*$")
-
-
-class BanRule(models.Model):
-    """Which token endpoint is watched, and how many failures ban a credential pair."""
-
-    name = models.CharField(max_length=128)
-    group = models.ForeignKey(
-        EndpointGroup,
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        help_text="Watch every endpoint of this group, or give a path below.",
-    )
-    path = models.CharField(max_length=255, blank=True, help_text="For example /connect/token")
-    methods = models.CharField(max_length=64, default="POST")
-    failure_statuses = models.CharField(
-        max_length=64, default="400", help_text="Comma-separated HTTP statuses counted as failures."
-    )
-    threshold = models.PositiveIntegerField(default=5)
-    window = models.PositiveIntegerField(default=600, help_text="Seconds failures are counted.")
-    cooldown = models.PositiveIntegerField(default=600, help_text="Seconds a ban lasts.")
-    extend_on_attempt = models.BooleanField(
-        default=False, help_text="Each attempt during a ban starts the cooldown again."
-    )
-    reset_on_success = models.BooleanField(
-        default=False, help_text="A success before the threshold clears the failure count."
-    )
-    client_id_threshold = models.PositiveIntegerField(
-        null=True,
-        blank=True,
-        help_text="Off when empty. Failures per client_id across all secrets before it is "
-        "banned: stops guessing secrets one pair at a time, but lets an attacker lock out a "
-        "client whose id they know.",
-    )
-    ip_threshold = models.PositiveIntegerField(
-        null=True,
-        blank=True,
-        help_text="Off when empty. Failures per client IP across all pairs before the IP is "
-        "refused; clients behind one NAT share it.",
-    )
-    enabled = models.BooleanField(default=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self):
-        return self.name
-
-    def status_set(self):
-        """The failure statuses as a frozenset of ints."""
-        return frozenset(int(s) for s in self.failure_statuses.split(",") if s.strip())
-
-    def method_set(self):
-        """The watched HTTP methods, upper case."""
-        return frozenset(m.strip().upper() for m in self.methods.split(",") if m.strip())
-
-    def clean(self):
-        errors = {}
-        if not self.group_id and not self.path:
-            errors["path"] = "Name the endpoint: choose an endpoint group or give a path."
-        if self.path:
-            try:
-                paths.compile_pattern(self.path)
-            except ValueError as exc:
-                errors["path"] = str(exc)
-        if not STATUS_LIST_RE.match(self.failure_statuses or ""):
-            errors["failure_statuses"] = "Give HTTP statuses separated by commas, such as 400,401."
-        for field in ("threshold", "window", "cooldown"):
-            if not getattr(self, field):
-                errors[field] = "Must be at least 1."
-        if errors:
-            raise ValidationError(errors)
-
-
-class CredentialBanQuerySet(models.QuerySet):
-    def active(self, now=None):
-        """Bans in force: not lifted and not yet expired."""
-        now = now or timezone.now()
-        return self.filter(lifted_at__isnull=True, expires_at__gt=now)
-
-
-class CredentialBan(models.Model):
-    """A ban of one client_id+client_secret pair, known only by its keyed fingerprint."""
-
-    rule = models.ForeignKey(BanRule, on_delete=models.SET_NULL, null=True, blank=True)
-    client_id = models.CharField(max_length=200)
-    fingerprint = models.CharField(max_length=64, db_index=True)
-    failures = models.PositiveIntegerField(default=0)
-    banned_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    lifted_at = models.DateTimeField(null=True, blank=True)
-    lifted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
-    )
-
-    objects = CredentialBanQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-banned_at"]
-        permissions = [("lift_credentialban", "Can lift credential bans")]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["fingerprint", "banned_at"], name="ratelimit_app_one_ban_per_start"
-            )
-        ]
-
-    def __str__(self):
-        return f"{self.client_id} [{self.short_fingerprint}]"
-
-    @property
-    def short_fingerprint(self):
-        """The first 12 characters of the fingerprint, enough to tell pairs apart."""
-        return self.fingerprint[:12]
-
-    def is_active(self, now=None):
-        """Whether the ban is in force at ``now``."""
-        now = now or timezone.now()
-        return self.lifted_at is None and self.expires_at > now
 
 
 class PolicyRevision(models.Model):

@@ -1,0 +1,29 @@
+"""The app's models: policies (tiers, tenants, groups, limits, keys) and bans."""
+
+from ratelimit_app.models.bans import BanRule, CredentialBan, CredentialBanQuerySet
+from ratelimit_app.models.policies import (
+    Algorithm,
+    ApiKey,
+    ApiKeyManager,
+    EndpointGroup,
+    Limit,
+    PolicyRevision,
+    Scope,
+    Tenant,
+    Tier,
+)
+
+__all__ = [
+    "Algorithm",
+    "ApiKey",
+    "ApiKeyManager",
+    "BanRule",
+    "CredentialBan",
+    "CredentialBanQuerySet",
+    "EndpointGroup",
+    "Limit",
+    "PolicyRevision",
+    "Scope",
+    "Tenant",
+    "Tier",
+]
