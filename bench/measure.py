@@ -8,7 +8,7 @@ import statistics
 import sys
 import time
 
-WARMUP, REQUESTS, FLOOD = 300, 3000, 500
+WARMUP, REQUESTS, FLOOD = 300, 2000, 500
 
 
 def addresses(total, limit):

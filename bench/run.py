@@ -7,6 +7,7 @@ request and the same Redis, one after another on this machine.
 import datetime
 import json
 import platform
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,9 @@ from bench.rows import LIMITERS, ROWS  # noqa: E402
 from tests.services import RedisServer  # noqa: E402
 
 SIZES = [60, 600, 3000, 30000]
+# Rows are measured in interleaved rounds and each figure is the median of its rounds:
+# a noisy moment of this shared machine then moves one round, not one row.
+ROUNDS = 3
 REFERENCE_SIZE = 600
 ADMISSION_ROWS = [row for row in LIMITERS]
 
@@ -34,6 +38,16 @@ def run_module(module, *args):
         text=True,
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
+
+
+def median_of_rounds(results):
+    """One row and size: the median of each figure over the rounds."""
+    merged = dict(results[0])
+    for name, value in results[0].items():
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            merged[name] = statistics.median(r[name] for r in results)
+    merged["rounds_median_us"] = [r["median_us"] for r in results]
+    return merged
 
 
 def versions(redis_url):
@@ -74,13 +88,19 @@ def main():
     try:
         url = server.url
         print(f"Redis {url}", flush=True)
-        latency = []
-        for row in ROWS:
-            for size in SIZES:
-                flood = ["--flood"] if size == REFERENCE_SIZE else []
-                result = run_module("bench.measure", row, size, url, *flood)
-                print(f"{row:18} {size:>6}/min  median {result['median_us']:7.1f} µs", flush=True)
-                latency.append(result)
+        rounds = {}
+        for round_number in range(ROUNDS):
+            for row in ROWS:
+                for size in SIZES:
+                    flood = ["--flood"] if size == REFERENCE_SIZE else []
+                    result = run_module("bench.measure", row, size, url, *flood)
+                    print(
+                        f"round {round_number + 1} {row:18} {size:>6}/min  "
+                        f"median {result['median_us']:7.1f} µs",
+                        flush=True,
+                    )
+                    rounds.setdefault((row, size), []).append(result)
+        latency = [median_of_rounds(results) for results in rounds.values()]
         state = run_module("bench.state", url, *SIZES)
         print("state bytes measured", flush=True)
         admission = []
