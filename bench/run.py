@@ -23,7 +23,7 @@ from tests.services import RedisServer  # noqa: E402
 SIZES = [60, 600, 3000, 30000]
 # Rows are measured in interleaved rounds and each figure is the median of its rounds:
 # a noisy moment of this shared machine then moves one round, not one row.
-ROUNDS = 3
+ROUNDS = 5
 REFERENCE_SIZE = 600
 ADMISSION_ROWS = [row for row in LIMITERS]
 
