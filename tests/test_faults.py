@@ -13,6 +13,7 @@ import redis
 
 from ratelimit_app import runtime
 from ratelimit_app.counters.algorithms import FIXED_WINDOW, LimitSpec
+from ratelimit_app.counters.redis import REVISION_TTL
 from tests.services import RedisServer
 from tests.test_bans import token
 
@@ -146,7 +147,9 @@ def test_random_workload_leaves_no_key_without_a_ttl(client, demo_data, own_redi
     assert len(keys) > 20
     ttls = {key: admin.pttl(key) for key in keys}
     assert all(ttl > 0 for ttl in ttls.values()), [k for k, t in ttls.items() if t <= 0]
-    assert max(ttls.values()) <= 2 * 3600 * 1000  # the longest window, twice
+    revision_key = runtime.get_backend().backend.revision_key.encode()
+    assert 0 < ttls.pop(revision_key) <= REVISION_TTL * 1000  # the published revision
+    assert max(ttls.values()) <= 2 * 3600 * 1000  # counters: the longest window, twice
 
 
 def test_a_hundred_thousand_random_clients_stay_bounded(own_redis, settings):
