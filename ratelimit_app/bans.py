@@ -254,7 +254,8 @@ def create_ban(context, failures, banned_at_us, expires_at_us):
     except DatabaseError:
         logger.exception("Could not record a credential ban; it holds in the counter store.")
         return None
-    runtime.get_snapshot_holder().invalidate()
+    # No immediate rebuild: the counter store enforces the ban now, and the snapshot
+    # takes the row in with the revision this save published (at most once a second).
     logger.warning(
         "Banned client_id=%r [%s] for %d s after %d failures.",
         ban.client_id[:64],

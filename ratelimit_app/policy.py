@@ -231,6 +231,8 @@ class SnapshotHolder:
         self.checked_at = None
         self.remote_seen_at = None
         self.republished_at = float("-inf")
+        self.built_at = float("-inf")
+        self.rebuild_at = None
         self._lock = threading.Lock()
 
     def _interval(self, now, config):
@@ -251,7 +253,14 @@ class SnapshotHolder:
             return
         self.remote_seen_at = now
         if self.snapshot is not None and number > self.snapshot.revision:
-            self.invalidate()
+            self._schedule_rebuild(now)
+
+    def _schedule_rebuild(self, now):
+        # At most one rebuild per POLICY_REFRESH_INTERVAL: a burst of edits (or of bans
+        # during an attack) costs each process one rebuild a second, not one per edit.
+        if self.rebuild_at is None:
+            spacing = float(get_config()["POLICY_REFRESH_INTERVAL"])
+            self.rebuild_at = max(now, self.built_at + spacing)
 
     def _republish(self, now):
         # At most once per interval, and only where the key is missing, so that an
@@ -265,18 +274,24 @@ class SnapshotHolder:
     def get(self):
         """The current snapshot, refreshed if the revision moved (checked once per interval)."""
         now = self.clock()
-        interval = self._interval(now, get_config())
-        if self.snapshot is not None and now - self.checked_at < interval:
+        if self.snapshot is not None and not self._due(now):
             return self.snapshot
         with self._lock:
-            if self.snapshot is None or now - self.checked_at >= interval:
+            if self.snapshot is None or self._due(now):
                 self._refresh(now)
         return self.snapshot
+
+    def _due(self, now):
+        if self.rebuild_at is not None and now >= self.rebuild_at:
+            return True
+        return now - self.checked_at >= self._interval(now, get_config())
 
     def _refresh(self, now):
         if self.snapshot is None or revision.current() != self.snapshot.revision:
             self.snapshot = build_snapshot()
+            self.built_at = now
         self.checked_at = now
+        self.rebuild_at = None
 
     def invalidate(self):
         """Rebuild on the next request (used after this process itself changed a policy)."""

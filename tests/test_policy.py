@@ -209,3 +209,32 @@ def test_a_lost_revision_is_published_again_after_a_flush(client, demo_data, set
     server.delete(revision_key)  # as after FLUSHDB or a restart
     client.get("/v1/status", **key)  # learns the store has none, and publishes ours
     assert int(server.get(revision_key)) == revision.current()
+
+
+def current_revision():
+    from ratelimit_app import revision
+
+    return revision.current()
+
+
+def test_a_burst_of_revisions_costs_one_rebuild_per_interval(settings):
+    settings.RATELIMIT_APP = {
+        **settings.RATELIMIT_APP,
+        "POLICY_REFRESH_INTERVAL": 1.0,
+        "POLICY_FALLBACK_INTERVAL": 30.0,
+    }
+    LimitFactory()
+    clock = [0.0]
+    holder = SnapshotHolder(clock=lambda: clock[0])
+    holder.get()
+    rebuilt = []
+    for step in range(1, 45):  # a newer revision every 50 ms, as bans during an attack
+        clock[0] = step * 0.05
+        LimitFactory()  # an edit: the database moves on, and Redis tells of it
+        holder.note_remote_revision(current_revision())
+        before = holder.snapshot
+        with CaptureQueriesContext(connection) as queries:
+            holder.get()
+        if holder.snapshot is not before:
+            rebuilt.append((clock[0], len(queries)))
+    assert [round(at, 1) for at, _ in rebuilt] == [1.0, 2.0]  # once a second, not 44 times
