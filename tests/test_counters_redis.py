@@ -132,8 +132,10 @@ def test_exactly_100_of_1000_concurrent_requests(algorithm):
         spec = LimitSpec(unique_key("conc"), algorithm, rate=100, period=60)
         before = redis_minute()
         admitted = run_concurrently([spec])
-        if algorithm == FIXED_WINDOW and redis_minute() != before:
-            continue  # a fixed window admits up to twice its rate across a boundary
+        if redis_minute() != before:
+            # Across a window boundary a fixed window admits up to twice its rate and a
+            # rolling window a little more: both by design. Repeat inside one minute.
+            continue
         assert admitted == 100
         repeats += 1
 
