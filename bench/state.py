@@ -39,7 +39,8 @@ def fill_ratelimit_app(algorithm, size):
     from ratelimit_app import hashing, runtime
     from ratelimit_app.conf import get_config
     from ratelimit_app.counters.algorithms import LimitSpec
-    from ratelimit_app.enforcement import ALGORITHM_LETTERS, key_base
+    from ratelimit_app.counters.base import key_base
+    from ratelimit_app.enforcement import ALGORITHM_LETTERS
 
     party = hashing.short_hash("identity", f"ip:{CLIENT}")
     key = f"{key_base(get_config())}:17{ALGORITHM_LETTERS[algorithm]}:{party}"

@@ -18,7 +18,7 @@ from django.utils import timezone
 from ratelimit_app import enforcement, hashing, identity, paths, revision, runtime
 from ratelimit_app.conf import get_config
 from ratelimit_app.counters.algorithms import BAN, US, LimitSpec, Outcome
-from ratelimit_app.counters.base import BackendUnavailable, make_decision
+from ratelimit_app.counters.base import BackendUnavailable, key_base, make_decision
 from ratelimit_app.counters.failures import FailureCounter
 from ratelimit_app.credentials import client_credentials
 from ratelimit_app.models import CredentialBan
@@ -91,15 +91,15 @@ def _key(base, letter, rule_id, kind, value):
 
 def ban_specs(context, config):
     """Ban checks for the request, to go into the same backend call as its limits."""
-    return _ban_specs(context, enforcement.key_base(config))
+    return _ban_specs(context, key_base(config))
 
 
 @lru_cache(maxsize=4096)
-def _ban_specs(context, key_base):
+def _ban_specs(context, base):
     rule = context.rule
     return [
         LimitSpec(
-            key=_key(key_base, "b", rule.id, kind, value),
+            key=_key(base, "b", rule.id, kind, value),
             algorithm=BAN,
             rate=threshold,
             period=rule.cooldown,
@@ -115,8 +115,8 @@ def failure_counters(context, config):
     rule = context.rule
     return [
         FailureCounter(
-            failure_key=_key(enforcement.key_base(config), "x", rule.id, kind, value),
-            ban_key=_key(enforcement.key_base(config), "b", rule.id, kind, value),
+            failure_key=_key(key_base(config), "x", rule.id, kind, value),
+            ban_key=_key(key_base(config), "b", rule.id, kind, value),
             threshold=threshold,
             window=rule.window,
             cooldown=rule.cooldown,
@@ -271,7 +271,7 @@ def clear_pair(rule_id, fingerprint):
     """Forget a pair's failure count and ban in the counter store; False if unreachable."""
     config = get_config()
     value = fingerprint[:32]
-    base = enforcement.key_base(config)
+    base = key_base(config)
     keys = [_key(base, letter, rule_id, PAIR, value) for letter in ("x", "b")]
     try:
         runtime.get_backend().clear(keys)

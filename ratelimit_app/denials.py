@@ -23,7 +23,7 @@ class Denials:
     def __init__(self, max_keys=10_000, clock=time.monotonic):
         self.max_keys = max_keys
         self.clock = clock
-        self._entries = OrderedDict()  # key -> (until, revision, result, decision_now)
+        self._entries = OrderedDict()  # key -> (until, revision, result, recorded at, decision.now)
         self._lock = threading.Lock()
 
     def __len__(self):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from ratelimit_app import hashing, identity, responses, runtime
 from ratelimit_app.conf import get_config
 from ratelimit_app.counters.algorithms import LimitSpec
-from ratelimit_app.counters.base import BackendUnavailable
+from ratelimit_app.counters.base import BackendUnavailable, key_base
 from ratelimit_app.signals import request_throttled
 
 logger = logging.getLogger("ratelimit_app")
@@ -109,21 +109,16 @@ def forget(request):
         delattr(request, REQUEST_ATTRIBUTE)
 
 
-def key_base(config):
-    """The start of every counter key: the prefix, then the Redis Cluster hash tag."""
-    return f"{config['KEY_PREFIX']}:{{{config['HASH_TAG']}}}"
-
-
 def remember(request, verdict):
     """Record ``verdict`` as the request's: every later surface reuses it."""
     setattr(request, REQUEST_ATTRIBUTE, verdict)
 
 
-def decide(request, specs, group, cost=1):
+def decide(request, specs, group, snapshot, cost=1):
     """One backend call for ``specs`` (none for a key known to be over its limit), with the
     failure mode applied."""
     config = get_config()
-    denials, revision = runtime.get_denials(), runtime.get_snapshot().revision
+    denials, revision = runtime.get_denials(), snapshot.revision
     local_now = runtime.local_clock()
     decision = denials.lookup(specs, revision, local_now) if denials is not None else None
     if decision is None:
@@ -157,7 +152,7 @@ def _evaluate(request, group, user, cost, extra_specs):
         specs = specs + list(extra_specs)
     if not specs:
         return Verdict(decision=None, group=group)
-    return decide(request, specs, group, cost)
+    return decide(request, specs, group, snapshot, cost)
 
 
 def _unavailable(group, config):

@@ -77,3 +77,22 @@ def _live_server_without_nagle():
 
     WSGIRequestHandler.disable_nagle_algorithm = True
     yield
+
+
+@pytest.fixture
+def redis_down(settings):
+    """The Redis backend, pointed at a loopback port where nothing listens (refused)."""
+    from tests.services import free_port
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "down": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+        },
+    }
+    settings.RATELIMIT_APP = {
+        **settings.RATELIMIT_APP,
+        "BACKEND": "ratelimit_app.counters.redis.RedisBackend",
+        "CACHE_ALIAS": "down",
+    }

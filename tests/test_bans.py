@@ -353,24 +353,12 @@ def test_signals_for_ban_and_unban(client, demo_data, clock):
     assert events == [("banned", ban.pk), ("unbanned", ban.pk)]
 
 
-def test_unban_works_while_redis_is_down(client, demo_data, clock, settings):
+def test_unban_works_while_redis_is_down(client, demo_data, clock, settings, request):
     from ratelimit_app.bans import lift_bans
-    from tests.services import free_port
 
     for _ in range(5):
         token(client)
-    settings.CACHES = {
-        **settings.CACHES,
-        "down": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
-        },
-    }
-    settings.RATELIMIT_APP = {
-        **settings.RATELIMIT_APP,
-        "BACKEND": "ratelimit_app.counters.redis.RedisBackend",
-        "CACHE_ALIAS": "down",
-    }
+    request.getfixturevalue("redis_down")  # Redis goes away after the ban
     assert token(client).status_code == 429  # the database still bans, Redis or not
     assert len(lift_bans(CredentialBan.objects.all())) == 1
     assert CredentialBan.objects.get().lifted_at is not None

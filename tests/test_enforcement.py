@@ -11,7 +11,6 @@ from rest_framework.test import APIRequestFactory
 from ratelimit_app.models import Limit
 from ratelimit_app.signals import request_throttled
 from ratelimit_app.throttling import PolicyThrottle
-from tests.services import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -138,22 +137,6 @@ def test_signal_and_log_line_hold_no_secret(client, demo_data, caplog):
     assert "Throttled POST /test" in logged
     assert demo_data["free"] not in logged and demo_data["free"].split(".")[0] not in logged
     assert "127.0.0.1" not in logged
-
-
-@pytest.fixture
-def redis_down(settings):
-    settings.CACHES = {
-        **settings.CACHES,
-        "down": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
-        },
-    }
-    settings.RATELIMIT_APP = {
-        **settings.RATELIMIT_APP,
-        "BACKEND": "ratelimit_app.counters.redis.RedisBackend",
-        "CACHE_ALIAS": "down",
-    }
 
 
 def test_fail_open_serves_without_limit_headers(client, demo_data, redis_down, caplog):

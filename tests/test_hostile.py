@@ -98,23 +98,10 @@ def test_retry_after_is_whole_seconds_at_least_one_and_never_early(seconds):
     assert value <= max(1, math.ceil(seconds))
 
 
-def test_the_admin_ban_list_answers_while_redis_is_down(admin_client, demo_data, settings):
+def test_the_admin_ban_list_answers_while_redis_is_down(admin_client, demo_data, redis_down):
     from tests.factories import CredentialBanFactory
-    from tests.services import free_port
 
     CredentialBanFactory(client_id="listed-while-down")
-    settings.CACHES = {
-        **settings.CACHES,
-        "down": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
-        },
-    }
-    settings.RATELIMIT_APP = {
-        **settings.RATELIMIT_APP,
-        "BACKEND": "ratelimit_app.counters.redis.RedisBackend",
-        "CACHE_ALIAS": "down",
-    }
     page = admin_client.get("/admin/ratelimit_app/credentialban/?status=active")
     assert page.status_code == 200
     assert "listed-while-down" in page.content.decode()

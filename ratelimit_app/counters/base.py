@@ -114,6 +114,11 @@ class Backend:
         default cannot, and processes then poll the database."""
 
 
+def key_base(config):
+    """The start of every counter key: the prefix, then the Redis Cluster hash tag."""
+    return f"{config['KEY_PREFIX']}:{{{config['HASH_TAG']}}}"
+
+
 def validate_specs(specs, cost):
     """Reject requests the algorithms cannot express."""
     if cost < 1:

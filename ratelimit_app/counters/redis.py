@@ -13,7 +13,13 @@ from ratelimit_app.counters.algorithms import (
     US,
     Outcome,
 )
-from ratelimit_app.counters.base import Backend, BackendUnavailable, make_decision, validate_specs
+from ratelimit_app.counters.base import (
+    Backend,
+    BackendUnavailable,
+    key_base,
+    make_decision,
+    validate_specs,
+)
 from ratelimit_app.counters.failures import FailureResult
 
 # Long enough to matter, short enough that a lost publish cannot mislead for long.
@@ -23,8 +29,9 @@ FIELDS_PER_LIMIT = 5
 
 
 def load_script(name):
-    """The text of a Lua script shipped in ``ratelimit_app/counters/lua/``."""
-    return resources.files("ratelimit_app.counters").joinpath("lua", name).read_text()
+    """A Lua script shipped in ``ratelimit_app/counters/lua/``, after the shared clock."""
+    folder = resources.files("ratelimit_app.counters").joinpath("lua")
+    return folder.joinpath("clock.lua").read_text() + folder.joinpath(name).read_text()
 
 
 def limiter_client(alias, timeout):
@@ -96,7 +103,7 @@ class RedisBackend(Backend):
 
     @cached_property
     def revision_key(self):
-        return f"{self.config['KEY_PREFIX']}:{{{self.config['HASH_TAG']}}}:policy-revision"
+        return f"{key_base(self.config)}:policy-revision"
 
     def check(self, specs, cost=1, now=None):
         validate_specs(specs, cost)

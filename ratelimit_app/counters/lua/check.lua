@@ -12,13 +12,7 @@
 -- Returns {now, charged, policy revision (0 if unknown), then per limit: allowed, limit,
 --   remaining, reset_after, retry_after}.
 
-local now
-if ARGV[1] == "" then
-  local t = redis.call("TIME")
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  now = tonumber(ARGV[1])
-end
+-- `now` comes from clock.lua.
 local cost = tonumber(ARGV[2])
 local limits = #KEYS
 local revision = 0

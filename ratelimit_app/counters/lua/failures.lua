@@ -5,13 +5,7 @@
 -- ARGV[2 + 3*(i-1) ...]: threshold, window in microseconds, cooldown in microseconds.
 -- Returns {now, then per counter: count, banned now (0/1), ban expiry}.
 
-local now
-if ARGV[1] == "" then
-  local t = redis.call("TIME")
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  now = tonumber(ARGV[1])
-end
+-- `now` comes from clock.lua.
 
 local reply = {now}
 
