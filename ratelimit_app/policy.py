@@ -49,7 +49,9 @@ class KeyEntry:
     tenant_id: int
 
 
-@dataclass(frozen=True, slots=True)
+# Compared and hashed by identity: each snapshot has its own entries, so caches keyed on
+# one start afresh after a policy edit (and hashing twelve fields per request is avoided).
+@dataclass(frozen=True, slots=True, eq=False)
 class BanRuleEntry:
     id: int
     group: str | None
