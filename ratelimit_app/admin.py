@@ -5,7 +5,7 @@ from django.db.models import Count
 from django.utils import timezone
 from django.utils.html import format_html
 
-from ratelimit_app import bans, hashing
+from ratelimit_app import ban_rows, hashing
 from ratelimit_app.models import (
     ApiKey,
     BanRule,
@@ -228,7 +228,7 @@ class CredentialBanAdmin(admin.ModelAdmin):
 
     @admin.action(description="Unban selected credential pairs", permissions=["lift"])
     def unban_selected(self, request, queryset):
-        lifted = bans.lift_bans(queryset, user=request.user)
+        lifted = ban_rows.lift_bans(queryset, user=request.user)
         for ban in lifted:
             self.log_change(request, ban, "Unbanned")
         self.message_user(request, f"Lifted {len(lifted)} ban(s).", messages.SUCCESS)

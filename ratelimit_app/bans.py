@@ -6,34 +6,35 @@ the same script call as the limits) and in the database (the truth: it survives 
 restart or flush and is what operators see and lift).
 """
 
-import datetime
 import logging
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from django.db import DatabaseError, IntegrityError, transaction
-from django.utils import timezone
-
-from ratelimit_app import enforcement, hashing, identity, paths, revision, runtime
+from ratelimit_app import enforcement, hashing, identity, paths, runtime
+from ratelimit_app.ban_rows import (
+    CLIENT_ID,
+    IP,
+    PAIR,
+    clear_pair,
+    counter_key,
+    create_ban,
+    record_extension,
+)
 from ratelimit_app.conf import get_config
 from ratelimit_app.counters.algorithms import BAN, US, LimitSpec, Outcome
 from ratelimit_app.counters.base import BackendUnavailable, key_base, make_decision
 from ratelimit_app.counters.failures import FailureCounter
 from ratelimit_app.credentials import client_credentials
-from ratelimit_app.models import CredentialBan
-from ratelimit_app.signals import credential_banned, credential_unbanned
 
 logger = logging.getLogger("ratelimit_app.bans")
 
 CONTEXT_ATTRIBUTE = "_ratelimit_ban_context"
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-PAIR, CLIENT_ID, IP = "p", "c", "i"
 
 
 @dataclass(frozen=True, slots=True)
 class BanContext:
-    """A watched token request: its rule and who is trying."""
+    """A watched token request: its rule and who is trying (``ip`` only when the rule
+    counts failures per address)."""
 
     rule: object  # policy.BanRuleEntry
     client_id: str
@@ -47,12 +48,12 @@ def pair_fingerprint(client_id, client_secret):
     return hashing.keyed_hash("credential-pair", f"{len(client_id)}:{client_id}\0{client_secret}")
 
 
-def context_for(request, snapshot, config):
-    """The BanContext of ``request``, or None when no enabled rule watches it."""
+def context_for(request, snapshot, config, group):
+    """The BanContext of ``request``, or None when no enabled rule watches it. ``group`` is
+    the request's endpoint group by its path (None if it has none)."""
     if not snapshot.ban_rules:
         return None
     path = paths.normalize_path(request.path_info)
-    group = snapshot.group_for_path(path)
     rule = next((r for r in snapshot.ban_rules if r.watches(request.method, path, group)), None)
     if rule is None:
         return None
@@ -60,11 +61,14 @@ def context_for(request, snapshot, config):
     if pair is None:
         return None
     client_id, secret = pair
+    ip = None
+    if rule.ip_threshold:
+        ip = identity.client_ip(request.META, config["TRUSTED_PROXIES"], config["IPV6_PREFIX"])
     return BanContext(
         rule=rule,
         client_id=client_id,
         fingerprint=pair_fingerprint(client_id, secret),
-        ip=identity.client_ip(request.META, config["TRUSTED_PROXIES"], config["IPV6_PREFIX"]),
+        ip=ip,
     )
 
 
@@ -85,10 +89,6 @@ def _parties(context):
     return parties
 
 
-def _key(base, letter, rule_id, kind, value):
-    return f"{base}:{letter}{rule_id}{kind}:{value}"
-
-
 def ban_specs(context, config):
     """Ban checks for the request, to go into the same backend call as its limits."""
     return _ban_specs(context, key_base(config))
@@ -99,7 +99,7 @@ def _ban_specs(context, base):
     rule = context.rule
     return [
         LimitSpec(
-            key=_key(base, "b", rule.id, kind, value),
+            key=counter_key(base, "b", rule.id, kind, value),
             algorithm=BAN,
             rate=threshold,
             period=rule.cooldown,
@@ -115,8 +115,8 @@ def failure_counters(context, config):
     rule = context.rule
     return [
         FailureCounter(
-            failure_key=_key(key_base(config), "x", rule.id, kind, value),
-            ban_key=_key(key_base(config), "b", rule.id, kind, value),
+            failure_key=counter_key(key_base(config), "x", rule.id, kind, value),
+            ban_key=counter_key(key_base(config), "b", rule.id, kind, value),
             threshold=threshold,
             window=rule.window,
             cooldown=rule.cooldown,
@@ -140,7 +140,8 @@ def precheck(request):
     database denies without calling the backend at all."""
     config = get_config()
     snapshot = runtime.get_snapshot()
-    context = context_for(request, snapshot, config)
+    group = snapshot.group_for_path(request.path_info)
+    context = context_for(request, snapshot, config, group)
     if context is None:
         return None
     setattr(request, CONTEXT_ATTRIBUTE, context)
@@ -151,7 +152,9 @@ def precheck(request):
         verdict = _banned_verdict(context, config, expires_at - now)
         enforcement.remember(request, verdict)
         return verdict
-    verdict = enforcement.evaluate(request, extra_specs=ban_specs(context, config))
+    verdict = enforcement.evaluate(
+        request, group=group, extra_specs=ban_specs(context, config), snapshot=snapshot
+    )
     if expires_at is not None and expires_at > now and verdict.allowed:
         # The store lost the ban (a restart or flush): the database still holds it.
         enforcement.forget(request)
@@ -161,26 +164,12 @@ def precheck(request):
     if _lifted_but_still_banned(verdict, context, snapshot):
         clear_pair(context.rule.id, context.fingerprint)
         enforcement.forget(request)
-        verdict = enforcement.evaluate(request, extra_specs=ban_specs(context, config))
+        verdict = enforcement.evaluate(
+            request, group=group, extra_specs=ban_specs(context, config), snapshot=snapshot
+        )
     elif context.rule.extend_on_attempt and expires_at is not None and not verdict.allowed:
-        _record_extension(context, verdict, expires_at)
+        record_extension(context, verdict, expires_at)
     return verdict
-
-
-EXTENSION_SYNC_SECONDS = 60
-
-
-def _record_extension(context, verdict, recorded_expiry):
-    """Carry an extended ban's new expiry into its row, at most once a minute, so that
-    the row stays the truth if the store is flushed."""
-    new_expiry = verdict.decision.now + verdict.retry_after
-    if new_expiry - recorded_expiry < EXTENSION_SYNC_SECONDS:
-        return
-    CredentialBan.objects.filter(
-        rule_id=context.rule.id, fingerprint=context.fingerprint, lifted_at__isnull=True
-    ).active().update(expires_at=_from_us(int(new_expiry * US)))
-    revision.bump()
-    runtime.get_snapshot_holder().invalidate()
 
 
 def _lifted_but_still_banned(verdict, context, snapshot):
@@ -222,80 +211,3 @@ def _record_failure(context, config):
     pair_result = results[0]
     if pair_result.banned:
         create_ban(context, pair_result.count, now_us, pair_result.expires_at_us)
-
-
-def _from_us(value):
-    return datetime.datetime.fromtimestamp(value / US, tz=datetime.UTC)
-
-
-def storable_client_id(client_id):
-    """The client_id as shown to operators: control characters (NUL included, which
-    PostgreSQL refuses) escaped, at most 200 characters."""
-    return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", client_id[:200])[:200]
-
-
-def create_ban(context, failures, banned_at_us, expires_at_us):
-    """Write the ban row (the truth), signal it, and refresh this process's snapshot.
-
-    A database error is logged, not raised: the ban already holds in the counter store.
-    """
-    try:
-        with transaction.atomic():
-            ban = CredentialBan.objects.create(
-                rule_id=context.rule.id,
-                client_id=storable_client_id(context.client_id),
-                fingerprint=context.fingerprint,
-                failures=failures,
-                banned_at=_from_us(banned_at_us),
-                expires_at=_from_us(expires_at_us),
-            )
-    except IntegrityError:
-        return None  # the same ban, already written
-    except DatabaseError:
-        logger.exception("Could not record a credential ban; it holds in the counter store.")
-        return None
-    # No immediate rebuild: the counter store enforces the ban now, and the snapshot
-    # takes the row in with the revision this save published (at most once a second).
-    logger.warning(
-        "Banned client_id=%r [%s] for %d s after %d failures.",
-        ban.client_id[:64],
-        ban.short_fingerprint,
-        context.rule.cooldown,
-        failures,
-    )
-    credential_banned.send(sender=CredentialBan, ban=ban)
-    return ban
-
-
-def clear_pair(rule_id, fingerprint):
-    """Forget a pair's failure count and ban in the counter store; False if unreachable."""
-    config = get_config()
-    value = fingerprint[:32]
-    base = key_base(config)
-    keys = [_key(base, letter, rule_id, PAIR, value) for letter in ("x", "b")]
-    try:
-        runtime.get_backend().clear(keys)
-    except BackendUnavailable:
-        logger.warning("Ban lifted in the database; the counter store could not be cleared.")
-        return False
-    return True
-
-
-def lift_bans(queryset, user=None, now=None):
-    """Lift every active ban in ``queryset`` and clear its failure count; return the bans.
-
-    The database is updated first, so this works while Redis is down.
-    """
-    now = now or timezone.now()
-    lifted = []
-    with transaction.atomic():
-        for ban in queryset.select_for_update(of=("self",)).filter(lifted_at__isnull=True):
-            ban.lifted_at = now
-            ban.lifted_by = user if getattr(user, "is_authenticated", False) else None
-            ban.save(update_fields=["lifted_at", "lifted_by"])
-            lifted.append(ban)
-    runtime.get_snapshot_holder().invalidate()
-    for ban in lifted:
-        clear_pair(ban.rule_id, ban.fingerprint)
-        credential_unbanned.send(sender=CredentialBan, ban=ban, user=user)
-    return lifted

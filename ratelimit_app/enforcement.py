@@ -88,17 +88,20 @@ def build_specs(limits, who, config):
     return specs
 
 
-def evaluate(request, group=None, user=None, cost=1, extra_specs=()):
+def evaluate(request, group=None, user=None, cost=1, extra_specs=(), snapshot=None):
     """Check and charge the limits of ``request`` once; later calls return the same Verdict.
 
     ``group`` is the endpoint group named by the view; without one, the group's path
     patterns decide. ``user`` is DRF's authenticated user, when the caller has one.
-    ``extra_specs`` (ban checks) go into the same single backend call.
+    ``extra_specs`` (ban checks) go into the same single backend call. ``snapshot`` is
+    the policy snapshot the caller already holds, if any.
     """
     cached = getattr(request, REQUEST_ATTRIBUTE, None)
     if cached is not None:
         return cached
-    verdict = _evaluate(request, group, user, cost, tuple(extra_specs))
+    if snapshot is None:
+        snapshot = runtime.get_snapshot()
+    verdict = _evaluate(request, group, user, cost, tuple(extra_specs), snapshot)
     remember(request, verdict)
     return verdict
 
@@ -137,9 +140,8 @@ def decide(request, specs, group, snapshot, cost=1):
     )
 
 
-def _evaluate(request, group, user, cost, extra_specs):
+def _evaluate(request, group, user, cost, extra_specs, snapshot):
     config = get_config()
-    snapshot = runtime.get_snapshot()
     group = group or snapshot.group_for_path(request.path_info)
     if group not in snapshot.groups:
         group = None  # only the limits that apply to every request

@@ -1,0 +1,125 @@
+"""Credential-ban rows, the truth operators see and lift: written when a pair is banned,
+extended, lifted; lifting also clears the pair in the counter store.
+
+The counter store enforces a ban at once; the row is what survives a Redis restart or
+flush, what the admin lists, and what ``ratelimit_unban`` lifts.
+"""
+
+import datetime
+import logging
+import re
+
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
+
+from ratelimit_app import revision, runtime
+from ratelimit_app.conf import get_config
+from ratelimit_app.counters.algorithms import US
+from ratelimit_app.counters.base import BackendUnavailable, key_base
+from ratelimit_app.models import CredentialBan
+from ratelimit_app.signals import credential_banned, credential_unbanned
+
+logger = logging.getLogger("ratelimit_app.bans")
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# Who failures are counted for: the credential pair, the client_id, the client address.
+PAIR, CLIENT_ID, IP = "p", "c", "i"
+
+
+def counter_key(base, letter, rule_id, kind, value):
+    """A ban rule's key in the counter store: ``letter`` x counts failures, b holds the ban."""
+    return f"{base}:{letter}{rule_id}{kind}:{value}"
+
+
+def from_us(value):
+    """A datetime (UTC) from epoch microseconds."""
+    return datetime.datetime.fromtimestamp(value / US, tz=datetime.UTC)
+
+
+def storable_client_id(client_id):
+    """The client_id as shown to operators: control characters (NUL included, which
+    PostgreSQL refuses) escaped, at most 200 characters."""
+    return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", client_id[:200])[:200]
+
+
+def create_ban(context, failures, banned_at_us, expires_at_us):
+    """Write the ban row (the truth), signal it, and refresh this process's snapshot.
+
+    A database error is logged, not raised: the ban already holds in the counter store.
+    """
+    try:
+        with transaction.atomic():
+            ban = CredentialBan.objects.create(
+                rule_id=context.rule.id,
+                client_id=storable_client_id(context.client_id),
+                fingerprint=context.fingerprint,
+                failures=failures,
+                banned_at=from_us(banned_at_us),
+                expires_at=from_us(expires_at_us),
+            )
+    except IntegrityError:
+        return None  # the same ban, already written
+    except DatabaseError:
+        logger.exception("Could not record a credential ban; it holds in the counter store.")
+        return None
+    # No immediate rebuild: the counter store enforces the ban now, and the snapshot
+    # takes the row in with the revision this save published (at most once a second).
+    logger.warning(
+        "Banned client_id=%r [%s] for %d s after %d failures.",
+        ban.client_id[:64],
+        ban.short_fingerprint,
+        context.rule.cooldown,
+        failures,
+    )
+    credential_banned.send(sender=CredentialBan, ban=ban)
+    return ban
+
+
+def clear_pair(rule_id, fingerprint):
+    """Forget a pair's failure count and ban in the counter store; False if unreachable."""
+    config = get_config()
+    value = fingerprint[:32]
+    base = key_base(config)
+    keys = [counter_key(base, letter, rule_id, PAIR, value) for letter in ("x", "b")]
+    try:
+        runtime.get_backend().clear(keys)
+    except BackendUnavailable:
+        logger.warning("Ban lifted in the database; the counter store could not be cleared.")
+        return False
+    return True
+
+
+def lift_bans(queryset, user=None, now=None):
+    """Lift every active ban in ``queryset`` and clear its failure count; return the bans.
+
+    The database is updated first, so this works while Redis is down.
+    """
+    now = now or timezone.now()
+    lifted = []
+    with transaction.atomic():
+        for ban in queryset.select_for_update(of=("self",)).filter(lifted_at__isnull=True):
+            ban.lifted_at = now
+            ban.lifted_by = user if getattr(user, "is_authenticated", False) else None
+            ban.save(update_fields=["lifted_at", "lifted_by"])
+            lifted.append(ban)
+    runtime.get_snapshot_holder().invalidate()
+    for ban in lifted:
+        clear_pair(ban.rule_id, ban.fingerprint)
+        credential_unbanned.send(sender=CredentialBan, ban=ban, user=user)
+    return lifted
+
+
+EXTENSION_SYNC_SECONDS = 60
+
+
+def record_extension(context, verdict, recorded_expiry):
+    """Carry an extended ban's new expiry into its row, at most once a minute, so that
+    the row stays the truth if the store is flushed."""
+    new_expiry = verdict.decision.now + verdict.retry_after
+    if new_expiry - recorded_expiry < EXTENSION_SYNC_SECONDS:
+        return
+    CredentialBan.objects.filter(
+        rule_id=context.rule.id, fingerprint=context.fingerprint, lifted_at__isnull=True
+    ).active().update(expires_at=from_us(int(new_expiry * US)))
+    revision.bump()
+    runtime.get_snapshot_holder().invalidate()
