@@ -6,6 +6,7 @@ from django.http import JsonResponse
 from django.utils.module_loading import import_string
 
 from ratelimit_app.conf import get_config
+from ratelimit_app.counters.algorithms import BAN
 
 ERROR_CODE = "rate_limit_exceeded"
 
@@ -35,7 +36,9 @@ def rate_limit_headers(decision, config=None):
         "X-RateLimit-Reset": str(_reset_value(decision, config["RESET_STYLE"])),
     }
     if config["IETF_HEADERS"]:
-        enforced = [r for r in decision.results if not r.spec.shadow]
+        # Ban checks are not limits a client can pace itself by (and their threshold is
+        # not the client's business): only the limits are listed.
+        enforced = [r for r in decision.results if not r.spec.shadow and r.spec.algorithm != BAN]
         headers["RateLimit-Policy"] = ", ".join(
             f'"{_policy_name(r)}";q={r.limit};w={r.spec.period}' for r in enforced
         )

@@ -332,7 +332,7 @@ def test_ban_checks_make_no_database_query(client, demo_data, clock, settings):
 
 
 def test_signals_for_ban_and_unban(client, demo_data, clock):
-    from ratelimit_app.bans import lift_bans
+    from ratelimit_app.ban_rows import lift_bans
     from ratelimit_app.signals import credential_banned, credential_unbanned
 
     events = []
@@ -354,7 +354,7 @@ def test_signals_for_ban_and_unban(client, demo_data, clock):
 
 
 def test_unban_works_while_redis_is_down(client, demo_data, clock, settings, request):
-    from ratelimit_app.bans import lift_bans
+    from ratelimit_app.ban_rows import lift_bans
 
     for _ in range(5):
         token(client)
@@ -364,3 +364,10 @@ def test_unban_works_while_redis_is_down(client, demo_data, clock, settings, req
     assert CredentialBan.objects.get().lifted_at is not None
     clock[0] += 1
     assert token(client).status_code == 400  # fail-open on the counters; the view answers
+
+
+def test_ietf_headers_list_limits_not_the_ban_check(client, demo_data, settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "IETF_HEADERS": True}
+    response = token(client)
+    assert response["RateLimit-Policy"]  # the token endpoint's limits are listed
+    assert "ban-" not in response["RateLimit-Policy"] + response["RateLimit"]
