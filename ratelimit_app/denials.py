@@ -11,9 +11,8 @@ policy revision changes (an operator raised a limit), and oldest first beyond
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import replace
 
-from ratelimit_app.counters.algorithms import BAN
+from ratelimit_app.counters.algorithms import BAN, US
 from ratelimit_app.counters.base import Decision
 
 
@@ -67,17 +66,11 @@ class Denials:
 
 def _replay(result, elapsed, decision_now):
     """The recorded denial as it stands ``elapsed`` seconds later."""
-    aged = replace(
-        result,
-        retry_after=max(0.0, result.retry_after - elapsed),
-        reset_after=max(0.0, result.reset_after - elapsed),
+    figures = (
+        0,
+        result.limit,
+        0,
+        round(max(0.0, result.reset_after - elapsed) * US),
+        round(max(0.0, result.retry_after - elapsed) * US),
     )
-    return Decision(
-        allowed=False,
-        limit=aged.limit,
-        remaining=0,
-        reset_after=aged.reset_after,
-        retry_after=aged.retry_after,
-        now=decision_now + elapsed,
-        results=(aged,),
-    )
+    return Decision([result.spec], figures, False, round((decision_now + elapsed) * US))

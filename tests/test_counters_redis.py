@@ -209,3 +209,13 @@ def test_paused_server_times_out_and_breaker_stops_waiting(private_backend, priv
     clock[0] += 5  # cooldown over: the next call tries Redis again, which is back
     assert guarded.check([spec]).allowed
     assert guarded.breaker.failures == 0
+
+
+def test_the_limiter_leaves_the_request_cycles_caches_alone(private_backend, private_redis):
+    from django.core.cache import caches
+
+    private_backend.check([LimitSpec(unique_key(), FIXED_WINDOW, 3, 60)])
+    # Django closes every cache a thread has opened at the end of each request: the
+    # limiter's connection settings come from a cache object of its own, not from there.
+    opened = [str(getattr(cache, "_server", "")) for cache in caches.all(initialized_only=True)]
+    assert not any(private_redis.url in server for server in opened)

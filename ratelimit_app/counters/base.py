@@ -21,68 +21,118 @@ class LimitResult:
     retry_after: float
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The verdict on one request: allowed?, and the figures of the tightest limit."""
+FIELDS = 5  # per limit: allowed (0/1), limit, remaining, reset_after_us, retry_after_us
 
-    allowed: bool
-    limit: int
-    remaining: int
-    reset_after: float
-    retry_after: float
-    now: float
-    results: tuple
-    # The policy revision the counter store knows of: None if it cannot tell (process
-    # memory), 0 if it has none (Redis after a flush or restart).
-    policy_revision: int | None = None
+
+class Decision:
+    """The verdict on one request: allowed?, and the figures of the tightest limit.
+
+    Built from the flat per-limit ``figures`` the counter store returns (``FIELDS``
+    integers per spec); the per-limit LimitResults are made only when asked for, since
+    most requests need the tightest limit's figures alone (for the headers).
+    """
+
+    __slots__ = (
+        "allowed",
+        "limit",
+        "remaining",
+        "reset_after",
+        "retry_after",
+        "now",
+        "policy_revision",
+        "_specs",
+        "_figures",
+        "_cost",
+        "_binding",
+        "_results",
+    )
+
+    def __init__(self, specs, figures, charged, now_us, cost=1, policy_revision=None):
+        self.allowed = bool(charged)
+        self.now = now_us / US
+        # The policy revision the counter store knows of: None if it cannot tell (process
+        # memory), 0 if it has none (Redis after a flush or restart).
+        self.policy_revision = policy_revision
+        self._specs, self._figures, self._cost, self._results = specs, figures, cost, None
+        self._binding = index = _tightest(specs, figures, self.allowed)
+        if index is None:
+            self.limit, self.remaining, self.reset_after, self.retry_after = 0, 0, 0.0, 0.0
+            return
+        at = index * FIELDS
+        # The binding limit is charged, or is the one that denied: its figures stand as sent.
+        self.limit, self.remaining = figures[at + 1], figures[at + 2]
+        self.reset_after = figures[at + 3] / US
+        self.retry_after = 0.0 if self.allowed else figures[at + 4] / US
+
+    @property
+    def results(self):
+        """Every limit's LimitResult, in the order of the specs."""
+        if self._results is None:
+            self._results = tuple(_result(self, i) for i in range(len(self._specs)))
+        return self._results
 
     @property
     def binding(self):
-        """The result whose figures the headers show."""
-        return _tightest(self.results, self.allowed)
+        """The result whose figures the headers show (None: only ban checks, all clear)."""
+        return None if self._binding is None else self.results[self._binding]
 
 
-def _tightest(results, allowed):
-    enforced = [r for r in results if not r.spec.shadow] or list(results)
-    if not allowed:
-        return max((r for r in enforced if not r.allowed), key=lambda r: r.retry_after)
-    # A ban check that lets the request through is not a limit to report.
-    enforced = [r for r in enforced if r.spec.algorithm != BAN]
-    if not enforced:
-        return None
-    return min(enforced, key=lambda r: (r.remaining, -r.reset_after))
+def _result(decision, index):
+    figures, at = decision._figures, index * FIELDS
+    allowed, limit, remaining = figures[at] == 1, figures[at + 1], figures[at + 2]
+    if allowed and not decision.allowed:
+        # Denied by another limit: this one was not charged after all.
+        remaining = min(limit, remaining + decision._cost)
+    return LimitResult(
+        spec=decision._specs[index],
+        allowed=allowed,
+        limit=limit,
+        remaining=remaining,
+        reset_after=figures[at + 3] / US,
+        retry_after=figures[at + 4] / US,
+    )
+
+
+def _tightest(specs, figures, allowed):
+    """Index of the limit the headers report: the denying limit with the longest wait,
+    else the enforced limit with the fewest requests left (ban checks aside).
+
+    Shadow limits count only when every limit is a shadow. A plain loop: this runs for
+    every request.
+    """
+    best, best_rank = None, None
+    enforced_only = not all(spec.shadow for spec in specs)
+    for index, spec in enumerate(specs):
+        if enforced_only and spec.shadow:
+            continue
+        at = index * FIELDS
+        if not allowed:
+            if figures[at] == 1:
+                continue
+            rank = -figures[at + 4]  # the longest wait
+        elif spec.algorithm == BAN:
+            continue
+        else:
+            rank = (figures[at + 2], -figures[at + 3])  # fewest left, then latest reset
+        if best_rank is None or rank < best_rank:
+            best, best_rank = index, rank
+    return best
 
 
 def make_decision(specs, outcomes, charged, now_us, cost, policy_revision=None):
-    """Build a Decision from per-limit outcomes (microseconds) of one request."""
-    results = []
-    for spec, outcome in zip(specs, outcomes, strict=True):
-        remaining = outcome.remaining
-        if outcome.allowed and not charged:
-            # Denied by another limit: this one was not charged after all.
-            remaining = min(outcome.limit, remaining + cost)
-        results.append(
-            LimitResult(
-                spec=spec,
-                allowed=outcome.allowed,
-                limit=outcome.limit,
-                remaining=remaining,
-                reset_after=outcome.reset_after_us / US,
-                retry_after=outcome.retry_after_us / US,
-            )
+    """Build a Decision from per-limit Outcomes (microseconds) of one request."""
+    figures = []
+    for outcome in outcomes:
+        figures += (
+            1 if outcome.allowed else 0,
+            outcome.limit,
+            outcome.remaining,
+            outcome.reset_after_us,
+            outcome.retry_after_us,
         )
-    results = tuple(results)
-    binding = _tightest(results, charged)
-    return Decision(
-        allowed=charged,
-        limit=binding.limit if binding else 0,
-        remaining=binding.remaining if binding else 0,
-        reset_after=binding.reset_after if binding else 0.0,
-        retry_after=binding.retry_after if binding and not charged else 0.0,
-        now=now_us / US,
-        results=results,
-        policy_revision=policy_revision,
-    )
+    if len(figures) != FIELDS * len(specs):
+        raise ValueError("One outcome per spec is needed.")
+    return Decision(specs, figures, charged, now_us, cost, policy_revision)
 
 
 class Backend:
@@ -123,6 +173,5 @@ def validate_specs(specs, cost):
     """Reject requests the algorithms cannot express."""
     if cost < 1:
         raise ValueError("A request costs at least 1.")
-    keys = [s.key for s in specs]
-    if len(set(keys)) != len(keys):
+    if len(specs) > 1 and len({s.key for s in specs}) != len(specs):
         raise ValueError("Two limits of one request share a key.")

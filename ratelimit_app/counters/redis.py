@@ -1,31 +1,25 @@
 """Counters in Redis: every limit of a request in one EVALSHA, on Redis's own clock."""
 
-from functools import cached_property
+from functools import cached_property, lru_cache
 from importlib import resources
 
 import redis as redis_lib
 
-from ratelimit_app.counters.algorithms import (
-    BAN,
-    FIXED_WINDOW,
-    GCRA,
-    SLIDING_WINDOW,
-    US,
-    Outcome,
-)
+from ratelimit_app.counters.algorithms import BAN, FIXED_WINDOW, GCRA, SLIDING_WINDOW, US
 from ratelimit_app.counters.base import (
+    FIELDS,
     Backend,
     BackendUnavailable,
+    Decision,
     key_base,
-    make_decision,
     validate_specs,
 )
+from ratelimit_app.counters.channel import Channel, bulk
 from ratelimit_app.counters.failures import FailureResult
 
 # Long enough to matter, short enough that a lost publish cannot mislead for long.
 REVISION_TTL = 24 * 3600
 ALGORITHM_CODES = {GCRA: 1, SLIDING_WINDOW: 2, FIXED_WINDOW: 3, BAN: 4}
-FIELDS_PER_LIMIT = 5
 
 
 def load_script(name):
@@ -40,9 +34,12 @@ def limiter_client(alias, timeout):
     It has its own pool with short socket timeouts, so a slow Redis costs a request
     at most ``timeout`` seconds whatever the cache's own timeouts are.
     """
-    from django_redis import get_redis_connection
+    from django.core.cache import caches
 
-    base_pool = get_redis_connection(alias).connection_pool
+    # A cache object of our own, not the request cycle's: Django closes every cache a
+    # thread has used at the end of each request, which would then cost every request.
+    cache = caches.create_connection(alias)
+    base_pool = cache.client.get_client(write=True).connection_pool
     kwargs = dict(base_pool.connection_kwargs)
     kwargs.update(socket_timeout=timeout, socket_connect_timeout=timeout, retry=None)
     kwargs.pop("retry_on_timeout", None)
@@ -52,40 +49,52 @@ def limiter_client(alias, timeout):
 
 
 def limit_args(spec):
-    """check.lua's five arguments for one limit (memoized on the spec)."""
-    cached = spec.__dict__.get("_redis_args")
+    """check.lua's five arguments for one limit."""
+    interval = spec.emission_us if spec.algorithm == GCRA else 0
+    if spec.algorithm == BAN:
+        interval = 1 if spec.extend else 0
+    return (
+        ALGORITHM_CODES[spec.algorithm],
+        spec.capacity,
+        spec.period_us,
+        interval,
+        1 if spec.shadow else 0,
+    )
+
+
+def packed_spec(spec):
+    """A limit's key and its five arguments as RESP bulk strings, packed once per spec."""
+    cached = spec.__dict__.get("_packed")
     if cached is None:
-        interval = spec.emission_us if spec.algorithm == GCRA else 0
-        if spec.algorithm == BAN:
-            interval = 1 if spec.extend else 0
-        cached = (
-            ALGORITHM_CODES[spec.algorithm],
-            spec.capacity,
-            spec.period_us,
-            interval,
-            1 if spec.shadow else 0,
-        )
+        args = b"".join(bulk(str(value).encode()) for value in limit_args(spec))
+        cached = (bulk(spec.key.encode()), args)
         # Specs are frozen; this cache sits beside their fields, not in them.
-        spec.__dict__["_redis_args"] = cached
+        spec.__dict__["_packed"] = cached
     return cached
 
 
-def script_args(specs, cost, now, with_revision):
-    """ARGV for check.lua."""
-    args = ["" if now is None else str(int(now)), str(int(cost)), "1" if with_revision else "0"]
-    for spec in specs:
-        args.extend(limit_args(spec))
-    return args
+@lru_cache(maxsize=256)
+def _command_frame(sha, count, revision_key, cost, now):
+    """What check.lua's EVALSHA holds besides the limits: the part before their keys and
+    the part between their keys and their arguments (the same for every request)."""
+    total = 3 + (count + 1) + 3 + count * FIELDS
+    head = b"*%d\r\n" % total + bulk(b"EVALSHA") + bulk(sha.encode()) + bulk(b"%d" % (count + 1))
+    fixed = (revision_key, "" if now is None else str(int(now)), str(int(cost)), "1")
+    return head, b"".join(bulk(value.encode()) for value in fixed)
 
 
-def parse_reply(specs, reply):
-    """Turn check.lua's flat reply into (outcomes, charged, now_us, policy revision)."""
-    values = [int(v) for v in reply]
-    outcomes = [
-        Outcome(values[i] == 1, values[i + 1], values[i + 2], values[i + 3], values[i + 4], None, 0)
-        for i in range(3, 3 + FIELDS_PER_LIMIT * len(specs), FIELDS_PER_LIMIT)
-    ]
-    return outcomes, values[1] == 1, values[0], values[2]
+def check_command(sha, specs, revision_key, cost, now):
+    """The whole EVALSHA of check.lua for ``specs`` as bytes (the revision key last)."""
+    packed = [packed_spec(spec) for spec in specs]
+    head, fixed = _command_frame(sha, len(specs), revision_key, cost, now)
+    keys = b"".join([key for key, _args in packed])
+    return head + keys + fixed + b"".join([args for _key, args in packed])
+
+
+def decision_from_reply(specs, reply, cost):
+    """check.lua's flat reply (now, charged, policy revision, then FIELDS integers per
+    limit) as a Decision."""
+    return Decision(specs, reply[3:], reply[1] == 1, reply[0], cost, reply[2])
 
 
 class RedisBackend(Backend):
@@ -97,24 +106,30 @@ class RedisBackend(Backend):
 
     @cached_property
     def script(self):
-        # redis-py's Script sends EVALSHA and, on NOSCRIPT (after a restart or
-        # SCRIPT FLUSH), loads the script and retries: the request does not fail.
+        # Only its text and SHA1 are used: checks go through the channel.
         return self.client.register_script(load_script("check.lua"))
 
     @cached_property
     def revision_key(self):
         return f"{key_base(self.config)}:policy-revision"
 
+    @cached_property
+    def channel(self):
+        return Channel(self.client.connection_pool)
+
     def check(self, specs, cost=1, now=None):
         validate_specs(specs, cost)
-        keys = [spec.key for spec in specs]
-        keys.append(self.revision_key)
+        command = check_command(self.script.sha, specs, self.revision_key, cost, now)
         try:
-            reply = self.script(keys=keys, args=script_args(specs, cost, now, True))
+            try:
+                reply = self.channel.call(command)
+            except redis_lib.exceptions.NoScriptError:
+                # After a restart or SCRIPT FLUSH: load it and send the same call again.
+                self.client.script_load(self.script.script)
+                reply = self.channel.call(command)
         except redis_lib.RedisError as exc:
             raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
-        outcomes, charged, now_us, revision = parse_reply(specs, reply)
-        return make_decision(specs, outcomes, charged, now_us, cost, revision)
+        return decision_from_reply(specs, reply, cost)
 
     def publish_revision(self, number, only_if_missing=False):
         """Tell every process of a new policy revision, through the next check they make."""

@@ -15,10 +15,8 @@
 -- `now` comes from clock.lua.
 local cost = tonumber(ARGV[2])
 local limits = #KEYS
-local revision = 0
 if ARGV[3] == "1" then
   limits = #KEYS - 1
-  revision = tonumber(redis.call("GET", KEYS[#KEYS]) or "0") or 0
 end
 local floor = math.floor
 
@@ -38,10 +36,10 @@ local function gcra(raw, capacity, period, interval)
     local retry = allow_at - now
     if cost > capacity then retry = period end
     local remaining = math.max(0, fdiv(offset - (tat - now), interval))
-    return {0, capacity, remaining, tat - now, retry}, nil, 0
+    return 0, capacity, remaining, tat - now, retry, nil, 0
   end
   local remaining = fdiv(offset - (new_tat - now), interval)
-  return {1, capacity, remaining, new_tat - now, 0}, string.format("%.0f", new_tat), new_tat - now
+  return 1, capacity, remaining, new_tat - now, 0, string.format("%.0f", new_tat), new_tat - now
 end
 
 local function sliding_reset(previous, current, elapsed, window)
@@ -74,13 +72,13 @@ local function sliding(raw, rate, window)
       retry = window - elapsed + window - fdiv((rate - cost) * window, current)
     end
     local remaining = math.max(0, fdiv(rate * window - used, window))
-    return {0, rate, remaining, sliding_reset(previous, current, elapsed, window), retry}, nil, 0
+    return 0, rate, remaining, sliding_reset(previous, current, elapsed, window), retry, nil, 0
   end
   current = current + cost
   used = used + cost * window
   local remaining = fdiv(rate * window - used, window)
   local state = string.format("%.0f:%.0f:%.0f", index, previous, current)
-  return {1, rate, remaining, sliding_reset(previous, current, elapsed, window), 0},
+  return 1, rate, remaining, sliding_reset(previous, current, elapsed, window), 0,
     state, 2 * window - elapsed
 end
 
@@ -98,10 +96,10 @@ local function fixed(raw, rate, window)
     if cost > rate then retry = window end
     local reset = 0
     if count > 0 then reset = to_end end
-    return {0, rate, rate - count, reset, retry}, nil, 0
+    return 0, rate, rate - count, reset, retry, nil, 0
   end
   count = count + cost
-  return {1, rate, rate - count, to_end, 0}, string.format("%.0f:%.0f", index, count), to_end
+  return 1, rate, rate - count, to_end, 0, string.format("%.0f:%.0f", index, count), to_end
 end
 
 local function ban(raw, threshold, cooldown, extend)
@@ -114,52 +112,57 @@ local function ban(raw, threshold, cooldown, extend)
         expires_at = now + cooldown
         state = string.format("%.0f:%.0f", banned_at, expires_at)
       end
-      return {0, threshold, 0, expires_at - now, expires_at - now}, state, expires_at - now
+      return 0, threshold, 0, expires_at - now, expires_at - now, state, expires_at - now
     end
   end
-  return {1, threshold, threshold, 0, 0}, nil, 0
+  return 1, threshold, threshold, 0, 0, nil, 0
 end
 
-local results, states, ttls, bans = {}, {}, {}, {}
-local charged = 1
--- One read for every key: a redis.call costs more than the arithmetic around it.
+-- One read for every limit's key: a redis.call costs more than the arithmetic around
+-- it. (The revision is read apart: in the same MGET, Redis's reuse of Lua argument
+-- objects leaves the SET keys with larger allocations.) Figures go straight into
+-- the reply: no table per limit.
 local raws = redis.call("MGET", unpack(KEYS, 1, limits))
+local revision = 0
+if limits < #KEYS then
+  revision = tonumber(redis.call("GET", KEYS[#KEYS]) or "0") or 0
+end
+local reply = {now, 1, revision}
+local states, ttls, bans = {}, {}, {}
+local charged = 1
 for i = 1, limits do
   local base = 4 + 5 * (i - 1)
   local algorithm = tonumber(ARGV[base])
   local capacity = tonumber(ARGV[base + 1])
   local period = tonumber(ARGV[base + 2])
-  local interval = tonumber(ARGV[base + 3])
-  local shadow = ARGV[base + 4] == "1"
   local raw = raws[i]
   if not raw then raw = nil end
-  local result, state, ttl
+  local allowed, limit, remaining, reset, retry, state, ttl
   if algorithm == 1 then
-    result, state, ttl = gcra(raw, capacity, period, interval)
+    allowed, limit, remaining, reset, retry, state, ttl =
+      gcra(raw, capacity, period, tonumber(ARGV[base + 3]))
   elseif algorithm == 2 then
-    result, state, ttl = sliding(raw, capacity, period)
+    allowed, limit, remaining, reset, retry, state, ttl = sliding(raw, capacity, period)
   elseif algorithm == 4 then
-    result, state, ttl = ban(raw, capacity, period, interval)
+    allowed, limit, remaining, reset, retry, state, ttl =
+      ban(raw, capacity, period, tonumber(ARGV[base + 3]))
     bans[i] = true
   else
-    result, state, ttl = fixed(raw, capacity, period)
+    allowed, limit, remaining, reset, retry, state, ttl = fixed(raw, capacity, period)
   end
-  if result[1] == 0 and not shadow then charged = 0 end
-  results[i], states[i], ttls[i] = result, state, ttl
+  if allowed == 0 and ARGV[base + 4] ~= "1" then charged = 0 end
+  -- The reply's figures sit where the limit's arguments sit in ARGV (three values first).
+  reply[base], reply[base + 1], reply[base + 2], reply[base + 3], reply[base + 4] =
+    allowed, limit, remaining, reset, retry
+  states[i], ttls[i] = state, ttl
 end
+reply[2] = charged
 
 for i = 1, limits do
   -- An extended ban is stored even when the request is denied; limits only if charged.
   if states[i] and (charged == 1 or bans[i]) then
     -- Milliseconds, rounded up: a key never expires before its state is empty.
     redis.call("SET", KEYS[i], states[i], "PX", math.max(1, math.ceil(ttls[i] / 1000)))
-  end
-end
-
-local reply = {now, charged, revision}
-for i = 1, limits do
-  for j = 1, 5 do
-    reply[#reply + 1] = results[i][j]
   end
 end
 return reply
