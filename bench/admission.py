@@ -134,6 +134,7 @@ def measure(row, model, redis_url, workdir):
 
     server = redis.Redis.from_url(redis_url)
     server.flushdb()
+    Path(workdir).mkdir(parents=True, exist_ok=True)
     database = Path(workdir) / f"{row}-{model}.sqlite3"
     prepare_database(row, redis_url, database)
     port = free_port()

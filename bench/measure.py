@@ -1,6 +1,10 @@
 """Measure one row at one limit size through django.test.Client; prints JSON.
 
-python -m bench.measure ROW LIMIT REDIS_URL [--flood]
+python -m bench.measure ROW LIMIT REDIS_URL [--flood] [--replay]
+
+--replay answers every Redis call of ratelimit_app and of the `limits` rows with the
+reply to the first one, so that only the Python of the request is left (for the
+breakdown in docs/benchmarks.md; `make bench` does not use it).
 """
 
 import json
@@ -17,10 +21,29 @@ def addresses(total, limit):
     return [f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}" for i in range(count)]
 
 
-def measure(row, limit, redis_url, flood):
+def replay_replies():
+    """Answer every later Redis call with the reply to the first one."""
+    from limits.storage import RedisStorage
+
+    from ratelimit_app.counters.channel import Channel
+
+    real_call, first = Channel.call, []
+
+    def call(channel, packed):
+        if not first:
+            first.append(real_call(channel, packed))
+        return list(first[0])
+
+    Channel.call = call
+    RedisStorage.incr = lambda storage, key, expiry, amount=1: amount
+
+
+def measure(row, limit, redis_url, flood, replay=False):
     from bench.harness import RoundTrips, post, server_commands, setup_django
 
     setup_django(row, limit, redis_url)
+    if replay:
+        replay_replies()
     import redis
     from django.db import connection
     from django.test import Client
@@ -77,4 +100,4 @@ def measure_flood(client, limit, trips):
 
 if __name__ == "__main__":
     row, limit, redis_url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    print(json.dumps(measure(row, limit, redis_url, "--flood" in sys.argv)))
+    print(json.dumps(measure(row, limit, redis_url, "--flood" in sys.argv, "--replay" in sys.argv)))

@@ -19,7 +19,7 @@ STAGES = {
     ],
     "ratelimit_app.enforcement": ["decide", "cached_specs", "finish_response"],
     "ratelimit_app.identity": ["identify"],
-    "ratelimit_app.counters.redis": ["parse_reply", "script_args"],
+    "ratelimit_app.counters.redis": ["decision_from_reply", "check_command"],
 }
 
 
@@ -45,12 +45,16 @@ def main(row, redis_url, requests=3000):
     from django.test import Client
     from redis.commands.core import Script
 
+    from ratelimit_app.counters.channel import Channel
+
     totals = collections.Counter()
     for module_name, names in STAGES.items():
         module = importlib.import_module(module_name)
         for name in names:
             wrap(module, name, totals)
+    # The Redis call itself: redis-py's (the `limits` rows) and ratelimit_app's channel.
     wrap(Script, "__call__", totals)
+    wrap(Channel, "call", totals)
     client = Client()
     for i in range(300):
         post(client, f"10.0.{i % 50}.1")
