@@ -69,13 +69,21 @@ def private_backend(private_redis, settings):
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _live_server_without_nagle():
-    """The dev server writes headers and body separately; with Nagle's algorithm and the
-    client's delayed ACK each request then waits 40 ms, which would let GCRA limits
-    refill during a burst. Real servers (gunicorn) set TCP_NODELAY too."""
-    from django.core.servers.basehttp import WSGIRequestHandler
+def _live_server_like_a_real_server():
+    """The live server (Django's dev server) set up as real servers (gunicorn) are.
+
+    - TCP_NODELAY: the dev server writes headers and body separately; with Nagle's
+      algorithm and the client's delayed ACK each request then waits 40 ms, which would
+      let GCRA limits refill during a burst.
+    - A listen backlog of 128 instead of 10: fifty clients connecting at once overflow
+      ten, the kernel answers with SYN cookies, and on a loaded machine some of those fail
+      and the client's connection is reset (TcpExtSyncookiesFailed in ``nstat``) before
+      the request reaches Django at all. gunicorn listens with 2048.
+    """
+    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 
     WSGIRequestHandler.disable_nagle_algorithm = True
+    ThreadedWSGIServer.request_queue_size = 128
     yield
 
 
