@@ -9,15 +9,17 @@ import sys
 import time
 
 STAGES = {
-    "ratelimit_app.bans": [
-        "precheck",
-        "context_for",
+    "ratelimit_app.enforcement.pipeline": [
+        "_resolve",
+        "watching_rule",
+        "watch",
         "ban_specs",
-        "observe",
-        "client_credentials",
-        "pair_fingerprint",
+        "cached_specs",
+        "_decide",
+        "feed_back",
     ],
-    "ratelimit_app.enforcement": ["decide", "cached_specs", "finish_response"],
+    "ratelimit_app.bans.stage": ["record_response"],
+    "ratelimit_app.bans.watch": ["client_credentials", "pair_fingerprint"],
     "ratelimit_app.identity": ["identify"],
     "ratelimit_app.counters.redis": ["decision_from_reply", "check_command"],
 }

@@ -5,7 +5,8 @@ from django.db.models import Count
 from django.utils import timezone
 from django.utils.html import format_html
 
-from ratelimit_app import ban_rows, hashing
+from ratelimit_app import hashing
+from ratelimit_app.bans import rows as ban_rows
 from ratelimit_app.models import (
     ApiKey,
     BanRule,

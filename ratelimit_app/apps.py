@@ -7,4 +7,4 @@ class RatelimitAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from ratelimit_app import checks, revision  # noqa: F401  (registers checks, receivers)
+        from ratelimit_app import checks, runtime  # noqa: F401  (registers checks, receivers)

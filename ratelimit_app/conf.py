@@ -1,14 +1,16 @@
 """The one settings dict, ``RATELIMIT_APP``, read lazily and re-read on ``setting_changed``."""
 
 from functools import lru_cache
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 SETTING_NAME = "RATELIMIT_APP"
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     # Counter storage: a dotted path to a Backend class (like SESSION_ENGINE).
     "BACKEND": "ratelimit_app.counters.redis.RedisBackend",
     # django-redis cache alias whose connection settings the Redis backend uses.
@@ -48,14 +50,16 @@ DEFAULTS = {
 }
 
 
+# Settings whose change makes the app's process-wide objects stale (see runtime).
+WATCHED_SETTINGS = (SETTING_NAME, "SECRET_KEY", "CACHES")
+
+
 @lru_cache(maxsize=1)
-def get_config():
+def get_config() -> dict[str, Any]:
     """Return the effective settings: DEFAULTS updated with the project's RATELIMIT_APP."""
     user = getattr(settings, SETTING_NAME, {}) or {}
     unknown = set(user) - set(DEFAULTS)
     if unknown:
-        from django.core.exceptions import ImproperlyConfigured
-
         raise ImproperlyConfigured(
             f"{SETTING_NAME} has unknown keys {sorted(unknown)}; "
             f"the known keys are {sorted(DEFAULTS)}."
@@ -64,9 +68,6 @@ def get_config():
 
 
 @receiver(setting_changed)
-def _reset_config(*, setting, **kwargs):
-    if setting in (SETTING_NAME, "SECRET_KEY", "CACHES"):
+def _reset_config(*, setting: str, **kwargs: Any) -> None:
+    if setting in WATCHED_SETTINGS:
         get_config.cache_clear()
-        from ratelimit_app import runtime
-
-        runtime.reset()

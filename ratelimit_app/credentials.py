@@ -5,10 +5,12 @@ import binascii
 import json
 from urllib.parse import unquote_plus
 
+from django.http import HttpRequest
+
 MAX_BODY_BYTES = 64 * 1024
 
 
-def _from_basic(header):
+def _from_basic(header: str) -> tuple[str, str] | None:
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic" or not encoded:
         return None
@@ -23,7 +25,7 @@ def _from_basic(header):
     return unquote_plus(client_id), unquote_plus(secret)
 
 
-def _from_json(request):
+def _from_json(request: HttpRequest) -> tuple[str, str] | None:
     if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
         return None
     try:
@@ -38,14 +40,14 @@ def _from_json(request):
     return None
 
 
-def _from_form(request):
+def _from_form(request: HttpRequest) -> tuple[str, str] | None:
     client_id, secret = request.POST.get("client_id"), request.POST.get("client_secret")
     if client_id is not None and secret is not None:
         return client_id, secret
     return None
 
 
-def client_credentials(request):
+def client_credentials(request: HttpRequest) -> tuple[str, str] | None:
     """``(client_id, client_secret)`` of a token request, or None if it carries none.
 
     The same pair is found whichever of the three RFC 6749 forms the client used.

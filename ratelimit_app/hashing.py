@@ -15,14 +15,14 @@ API_KEY_MAX_LENGTH = 128
 
 
 @lru_cache(maxsize=16)
-def _keyed_template(purpose, secret_key, salt):
+def _keyed_template(purpose: str, secret_key: str, salt: str) -> "hmac.HMAC":
     # The key is derived as django.utils.crypto.salted_hmac derives it, once per purpose;
     # copying a keyed HMAC is cheaper than keying a new one for every request.
     key = hashlib.sha256(f"{salt}:{purpose}".encode() + secret_key.encode()).digest()
     return hmac.new(key, digestmod=hashlib.sha256)
 
 
-def _mac(purpose, value):
+def _mac(purpose: str, value: str | bytes) -> bytes:
     if isinstance(value, str):
         value = value.encode("utf-8", "surrogatepass")
     config = get_config()
@@ -32,12 +32,12 @@ def _mac(purpose, value):
     return mac.digest()
 
 
-def keyed_hash(purpose, value):
+def keyed_hash(purpose: str, value: str | bytes) -> str:
     """Full keyed hash (hex) of ``value`` for ``purpose``: used for stored fingerprints."""
     return _mac(purpose, value).hex()
 
 
-def short_hash(purpose, value):
+def short_hash(purpose: str, value: str) -> str:
     """A 96-bit keyed hash (16 url-safe characters) of ``value``: used inside cache keys.
 
     Only for values that are not secret (addresses, ids): results are memoized.
@@ -46,22 +46,22 @@ def short_hash(purpose, value):
 
 
 @lru_cache(maxsize=65_536)
-def _short_hash(purpose, value, secret_key, salt):
+def _short_hash(purpose: str, value: str, secret_key: str, salt: str) -> str:
     return base64.urlsafe_b64encode(_mac(purpose, value)[:12]).decode("ascii")
 
 
-def new_api_key():
+def new_api_key() -> tuple[str, str]:
     """Return ``(prefix, secret)`` for a new API key; the secret starts with the prefix."""
     prefix = secrets.token_hex(API_KEY_PREFIX_BYTES)
     return prefix, f"{prefix}.{secrets.token_urlsafe(32)}"
 
 
-def hash_api_key(secret):
+def hash_api_key(secret: str) -> str:
     """The stored form of an API key secret."""
     return keyed_hash("api-key", secret)
 
 
-def api_key_prefix(secret):
+def api_key_prefix(secret: str | None) -> str | None:
     """The lookup prefix of a presented API key, or None if it cannot be one of ours."""
     if not secret or len(secret) > API_KEY_MAX_LENGTH:
         return None
@@ -71,6 +71,6 @@ def api_key_prefix(secret):
     return prefix
 
 
-def api_key_matches(secret, hashed_secret):
+def api_key_matches(secret: str, hashed_secret: str) -> bool:
     """Compare a presented secret with a stored hash in constant time."""
     return hmac.compare_digest(hash_api_key(secret), hashed_secret)

@@ -3,10 +3,16 @@
 import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
+from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
 from ratelimit_app import hashing
+from ratelimit_app.policy import KeyEntry, PolicySnapshot, TenantEntry
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_FORWARDED_HOPS = 32
 MAX_HEADER_LENGTH = 4096
@@ -19,16 +25,16 @@ class Identity:
     ip: str | None
     api_key_id: int | None
     user_id: str | None
-    tenant: object | None  # policy.TenantEntry
+    tenant: TenantEntry | None
 
 
 @lru_cache(maxsize=8)
-def trusted_networks(proxies):
+def trusted_networks(proxies: tuple[str, ...]) -> tuple[Network, ...]:
     """Parsed CIDRs of the trusted proxies (cached per settings tuple)."""
     return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
 
 
-def parse_address(raw):
+def parse_address(raw: str) -> Address | None:
     """An ip_address from a header value, IPv4-mapped IPv6 unwrapped; None if malformed."""
     raw = raw.strip()
     if raw.startswith("[") and "]" in raw:  # "[2001:db8::1]:443"
@@ -44,18 +50,18 @@ def parse_address(raw):
     return address
 
 
-def bucket_of(address, ipv6_prefix):
+def bucket_of(address: Address, ipv6_prefix: int) -> str:
     """The counting bucket of an address: itself for IPv4, its /64 (by default) for IPv6."""
     if address.version == 4:
         return str(address)
     return str(ipaddress.ip_network(f"{address}/{ipv6_prefix}", strict=False))
 
 
-def _is_trusted(address, networks):
+def _is_trusted(address: Address, networks: tuple[Network, ...]) -> bool:
     return any(address in network for network in networks)
 
 
-def client_ip(meta, proxies=(), ipv6_prefix=64):
+def client_ip(meta: dict[str, Any], proxies: Any = (), ipv6_prefix: int = 64) -> str | None:
     """The client's IP bucket for a request's META (see _client_ip); memoized."""
     return _client_ip(
         meta.get("REMOTE_ADDR") or "",
@@ -66,7 +72,9 @@ def client_ip(meta, proxies=(), ipv6_prefix=64):
 
 
 @lru_cache(maxsize=16_384)
-def _client_ip(remote_raw, forwarded, proxies, ipv6_prefix):
+def _client_ip(
+    remote_raw: str, forwarded: str, proxies: tuple[str, ...], ipv6_prefix: int
+) -> str | None:
     """The client's IP bucket for a request's META.
 
     REMOTE_ADDR is the client unless it is a trusted proxy; then X-Forwarded-For is
@@ -94,7 +102,7 @@ def _client_ip(remote_raw, forwarded, proxies, ipv6_prefix):
     return bucket_of(client, ipv6_prefix)
 
 
-def presented_api_key(meta):
+def presented_api_key(meta: dict[str, Any]) -> str | None:
     """The API key a request presents in ``Authorization: Bearer`` or ``X-API-Key``."""
     header = meta.get("HTTP_AUTHORIZATION", "")
     scheme, _, value = header.partition(" ")
@@ -104,7 +112,7 @@ def presented_api_key(meta):
     return value or None
 
 
-def resolve_api_key(secret, snapshot):
+def resolve_api_key(secret: str, snapshot: PolicySnapshot) -> KeyEntry | None:
     """The snapshot's KeyEntry for a presented secret, or None if unknown or revoked."""
     prefix = hashing.api_key_prefix(secret)
     entry = snapshot.api_keys.get(prefix) if prefix else None
@@ -113,7 +121,13 @@ def resolve_api_key(secret, snapshot):
     return entry
 
 
-def resolve_tenant(request, user, snapshot, config, key_entry):
+def resolve_tenant(
+    request: HttpRequest,
+    user: Any,
+    snapshot: PolicySnapshot,
+    config: dict[str, Any],
+    key_entry: KeyEntry | None,
+) -> TenantEntry | None:
     """The request's tenant: its API key's, else the one TENANT_RESOLVER names for it."""
     tenant_id = key_entry.tenant_id if key_entry else None
     if tenant_id is None and config["TENANT_RESOLVER"] and user is not None:
@@ -126,7 +140,13 @@ def resolve_tenant(request, user, snapshot, config, key_entry):
     return tenant if tenant is not None and tenant.active else None
 
 
-def identify(request, snapshot, config, user=None, needs_user=True):
+def identify(
+    request: HttpRequest,
+    snapshot: PolicySnapshot,
+    config: dict[str, Any],
+    user: Any = None,
+    needs_user: bool = True,
+) -> Identity:
     """The Identity of ``request``; ``user`` overrides request.user (DRF's user).
 
     With ``needs_user`` false, request.user is not touched (it may cost a session query).

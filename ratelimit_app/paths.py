@@ -9,7 +9,7 @@ MAX_DECODE_ROUNDS = 3
 
 
 @lru_cache(maxsize=10_000)
-def normalize_path(path):
+def normalize_path(path: str) -> str:
     """A canonical form of a request path: decoded, lower case, single slashes, no trailing one.
 
     ``//X``, ``/x/``, ``/%78`` and ``/x`` all give ``/x``, so a client cannot dodge a
@@ -21,7 +21,7 @@ def normalize_path(path):
             break
         path = decoded
     path = _SLASHES.sub("/", "/" + path.lower())
-    segments = []
+    segments: list[str] = []
     for segment in path.split("/"):
         if segment in ("", "."):
             continue
@@ -33,7 +33,7 @@ def normalize_path(path):
     return "/" + "/".join(segments)
 
 
-def compile_pattern(pattern):
+def compile_pattern(pattern: str) -> re.Pattern[str]:
     """Compile one group path pattern into a regex over normalized paths.
 
     ``/a/b`` matches that path; ``/a/*`` matches ``/a`` and everything below it;
@@ -54,6 +54,6 @@ def compile_pattern(pattern):
     return re.compile(f"^{body or '/'}$")
 
 
-def pattern_specificity(pattern):
+def pattern_specificity(pattern: str) -> tuple[int, bool]:
     """Sort key: longer, exact patterns win over shorter or wildcard ones."""
     return (len(pattern.rstrip("*")), "*" not in pattern)

@@ -1,33 +1,39 @@
 """Rate-limit headers and 429 bodies: one home for every surface."""
 
 import math
+from collections.abc import Callable
+from typing import Any
 
-from django.http import JsonResponse
+from django.http import HttpResponseBase, JsonResponse
 from django.utils.module_loading import import_string
 
 from ratelimit_app.conf import get_config
 from ratelimit_app.counters.algorithms import BAN
+from ratelimit_app.counters.base import Decision, LimitResult
+
+Config = dict[str, Any]
+BodyBuilder = Callable[[Decision, int, str], Any]
 
 ERROR_CODE = "rate_limit_exceeded"
 
 
-def retry_after_seconds(retry_after):
+def retry_after_seconds(retry_after: float) -> int:
     """Whole seconds for Retry-After: rounded up, so never earlier than allowed; at least 1."""
     return max(1, math.ceil(retry_after - 1e-9))
 
 
-def _reset_value(decision, style):
+def _reset_value(decision: Decision, style: str) -> int:
     if style == "epoch":
         return math.ceil(decision.now + decision.reset_after)
     return math.ceil(decision.reset_after)
 
 
-def _policy_name(result):
+def _policy_name(result: LimitResult) -> str:
     spec = result.spec
     return spec.name or spec.key.rsplit(":", 2)[-2]
 
 
-def rate_limit_headers(decision, config=None):
+def rate_limit_headers(decision: Decision, config: Config | None = None) -> dict[str, str]:
     """``X-RateLimit-*`` headers for the tightest limit, and optionally the IETF fields."""
     config = config or get_config()
     headers = {
@@ -49,7 +55,7 @@ def rate_limit_headers(decision, config=None):
     return headers
 
 
-def default_body(decision, seconds, message):
+def default_body(decision: Decision, seconds: int, message: str) -> dict[str, Any]:
     """The body of per-key-rolling-windows.md."""
     return {
         "success": False,
@@ -57,12 +63,12 @@ def default_body(decision, seconds, message):
     }
 
 
-def drf_body(decision, seconds, message):
+def drf_body(decision: Decision, seconds: int, message: str) -> dict[str, Any]:
     """DRF's shape: ``{"detail": ...}``."""
     return {"detail": f"Request was throttled. Expected available in {seconds} seconds."}
 
 
-def problem_body(decision, seconds, message):
+def problem_body(decision: Decision, seconds: int, message: str) -> dict[str, Any]:
     """RFC 9457 problem details naming the violated limits."""
     return {
         "type": "about:blank",
@@ -78,10 +84,10 @@ def problem_body(decision, seconds, message):
     }
 
 
-BODIES = {"default": default_body, "drf": drf_body, "problem": problem_body}
+BODIES: dict[str, BodyBuilder] = {"default": default_body, "drf": drf_body, "problem": problem_body}
 
 
-def body_builder(config):
+def body_builder(config: Config) -> BodyBuilder:
     """The configured body function: a style name, a callable, or a dotted path."""
     body = config["BODY"]
     if callable(body):
@@ -89,7 +95,7 @@ def body_builder(config):
     return BODIES.get(body) or import_string(body)
 
 
-def throttled_payload(decision, config=None):
+def throttled_payload(decision: Decision, config: Config | None = None) -> tuple[Any, str, int]:
     """``(body, content_type, retry_after_seconds)`` of a 429 for ``decision``."""
     config = config or get_config()
     seconds = retry_after_seconds(decision.retry_after)
@@ -98,7 +104,7 @@ def throttled_payload(decision, config=None):
     return body, content_type, seconds
 
 
-def throttled_response(decision, config=None):
+def throttled_response(decision: Decision, config: Config | None = None) -> JsonResponse:
     """The 429 response for a denied ``decision``, with every header."""
     config = config or get_config()
     body, content_type, seconds = throttled_payload(decision, config)
@@ -109,7 +115,7 @@ def throttled_response(decision, config=None):
     return response
 
 
-def unavailable_response(retry_after):
+def unavailable_response(retry_after: float) -> JsonResponse:
     """503 for fail-closed when the counter store cannot answer."""
     response = JsonResponse(
         {
@@ -126,7 +132,9 @@ def unavailable_response(retry_after):
     return response
 
 
-def add_headers(response, decision, config=None):
+def add_headers(
+    response: HttpResponseBase, decision: Decision, config: Config | None = None
+) -> HttpResponseBase:
     """Set the rate-limit headers of ``decision`` on ``response`` (any status)."""
     for name, value in rate_limit_headers(decision, config).items():
         response[name] = value

@@ -1,57 +1,70 @@
-"""Process-wide objects built lazily from the settings: the counter backend."""
+"""Process-wide objects built lazily from the settings: the counter backend, the policy
+snapshot holder, the record of denials, and the clocks.
 
+Its receivers live here with what they reset or use: a settings change forgets the
+objects, and a committed policy edit is published through the counter store.
+"""
+
+import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from ratelimit_app.conf import get_config
+from ratelimit_app.conf import WATCHED_SETTINGS, get_config
+from ratelimit_app.counters.base import BackendUnavailable
 from ratelimit_app.counters.breaker import CircuitBreaker, GuardedBackend
+from ratelimit_app.counters.denials import Denials
+from ratelimit_app.policy import PolicySnapshot, SnapshotHolder
+from ratelimit_app.signals import policy_revised
+
+logger = logging.getLogger("ratelimit_app")
 
 _lock = threading.Lock()
-_backend = None
-_snapshots = None
-_denials = None
+_backend: GuardedBackend | None = None
+_snapshots: SnapshotHolder | None = None
+_denials: Denials | None = None
 # Tests set a clock (seconds) here to move time; production leaves it None so that
 # Redis uses its own clock and everything else the wall clock.
-test_clock = None
+test_clock: Callable[[], float] | None = None
 
 
-def now_us():
+def now_us() -> int | None:
     """The test clock in integer microseconds, or None: the backend then uses its own."""
     return None if test_clock is None else int(test_clock() * 1_000_000)
 
 
-def local_clock():
+def local_clock() -> float:
     """Seconds on a monotonic clock for process-local deadlines (the test clock if set)."""
     return test_clock() if test_clock is not None else time.monotonic()
 
 
-def get_denials():
+def wall_clock() -> float:
+    """Seconds since the epoch: the test clock if set, else time.time()."""
+    return test_clock() if test_clock is not None else time.time()
+
+
+def get_denials() -> Denials | None:
     """The process's record of keys over their limit, or None when DENY_CACHE_SIZE is 0."""
     global _denials
     size = int(get_config()["DENY_CACHE_SIZE"])
     if size and _denials is None:
-        from ratelimit_app.denials import Denials
-
         with _lock:
             if _denials is None:
                 _denials = Denials(max_keys=size)
     return _denials if size else None
 
 
-def wall_clock():
-    """Seconds since the epoch: the test clock if set, else time.time()."""
-    return test_clock() if test_clock is not None else time.time()
-
-
-def build_backend(config):
+def build_backend(config: dict[str, Any]) -> GuardedBackend:
     """Instantiate the configured backend class behind a circuit breaker."""
     try:
         backend_class = import_string(config["BACKEND"])
     except ImportError as exc:
-        from django.core.exceptions import ImproperlyConfigured
-
         raise ImproperlyConfigured(
             f"RATELIMIT_APP['BACKEND'] = {config['BACKEND']!r} cannot be imported; use "
             "'ratelimit_app.counters.redis.RedisBackend' or "
@@ -61,7 +74,7 @@ def build_backend(config):
     return GuardedBackend(backend_class(config), breaker)
 
 
-def get_backend():
+def get_backend() -> GuardedBackend:
     """The process's counter backend (created on first use)."""
     global _backend
     if _backend is None:
@@ -71,27 +84,47 @@ def get_backend():
     return _backend
 
 
-def get_snapshot_holder():
+def get_snapshot_holder() -> SnapshotHolder:
     """The process's PolicySnapshot holder (created on first use)."""
     global _snapshots
     if _snapshots is None:
-        from ratelimit_app.policy import SnapshotHolder
-
         with _lock:
             if _snapshots is None:
-                _snapshots = SnapshotHolder()
+                _snapshots = SnapshotHolder(publish=publish_revision)
     return _snapshots
 
 
-def get_snapshot():
+def get_snapshot() -> PolicySnapshot:
     """The process's current PolicySnapshot."""
     return get_snapshot_holder().get()
 
 
-def reset():
+def publish_revision(number: int, only_if_missing: bool = False) -> None:
+    """Make revision ``number`` known to every process through the counter store; if the
+    store is down, processes find it in the database within POLICY_FALLBACK_INTERVAL."""
+    try:
+        get_backend().publish_revision(number, only_if_missing)
+    except BackendUnavailable:
+        logger.warning("Policy revision %d not published: the counter store is down.", number)
+
+
+def reset() -> None:
     """Forget the process's objects; the next call builds them from the settings again."""
     global _backend, _snapshots, _denials
     with _lock:
         _backend = None
         _snapshots = None
         _denials = None
+
+
+@receiver(setting_changed)
+def _reset_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in WATCHED_SETTINGS:
+        reset()
+
+
+@receiver(policy_revised)
+def _publish_on_policy_revised(
+    *, number: int, only_if_missing: bool = False, **kwargs: Any
+) -> None:
+    publish_revision(number, only_if_missing)

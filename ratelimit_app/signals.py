@@ -12,3 +12,6 @@ counter_backend_recovered = Signal()
 credential_banned = Signal()
 # A credential ban was lifted. Arguments: ban, user.
 credential_unbanned = Signal()
+# A policy edit committed. Arguments: number, only_if_missing. The runtime publishes it
+# through the counter store.
+policy_revised = Signal()

@@ -1,6 +1,9 @@
 """PolicyThrottle: the DRF surface, for DEFAULT_THROTTLE_CLASSES or a view's throttle_classes."""
 
+from typing import Any
+
 from rest_framework import exceptions, status
+from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from ratelimit_app import enforcement, responses
@@ -10,7 +13,7 @@ from ratelimit_app.conf import get_config
 class RateLimited(exceptions.Throttled):
     """429 whose body is the app's configured rate-limit body, as the middleware sends."""
 
-    def __init__(self, decision):
+    def __init__(self, decision: enforcement.Decision) -> None:
         body, _content_type, seconds = responses.throttled_payload(decision)
         super().__init__(wait=seconds)
         # A raw dict: DRF's exception handler sends it as the response data unchanged.
@@ -24,7 +27,7 @@ class RateLimiterUnavailable(exceptions.APIException):
     default_detail = "Rate limiting is unavailable; try again soon."
     default_code = "rate_limiter_unavailable"
 
-    def __init__(self, wait):
+    def __init__(self, wait: float) -> None:
         super().__init__()
         self.wait = responses.retry_after_seconds(wait)
 
@@ -36,22 +39,25 @@ class PolicyThrottle(BaseThrottle):
     group whose path patterns match. The user is DRF's authenticated user.
     """
 
-    verdict = None
+    verdict: enforcement.Verdict | None = None
+    # Tells RateLimitMiddleware that this throttle checks the view's requests itself.
+    checks_through_pipeline = True
 
-    def allow_request(self, request, view):
+    def allow_request(self, request: Request, view: Any) -> bool:
         group = getattr(view, "ratelimit_group", None) or getattr(view, "throttle_scope", None)
         # DRF's user when DRF authenticated one, else Django's (a session, say).
         user = request.user if getattr(request.user, "is_authenticated", False) else None
-        self.verdict = enforcement.evaluate(request._request, group=group, user=user)
+        self.verdict = enforcement.check(request._request, group=group, user=user)
         if self.verdict.allowed:
             return True
         if self.verdict.unavailable:
             raise RateLimiterUnavailable(self.verdict.retry_after)
         if get_config()["BODY"] == "drf":
             return False  # DRF's own Throttled path: {"detail": ...} and Retry-After
+        assert self.verdict.decision is not None  # denied, and the store answered
         raise RateLimited(self.verdict.decision)
 
-    def wait(self):
+    def wait(self) -> int | None:
         """Seconds until the request would be allowed (whole, rounded up), or None."""
         if self.verdict is None or self.verdict.allowed:
             return None

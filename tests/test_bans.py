@@ -332,7 +332,7 @@ def test_ban_checks_make_no_database_query(client, demo_data, clock, settings):
 
 
 def test_signals_for_ban_and_unban(client, demo_data, clock):
-    from ratelimit_app.ban_rows import lift_bans
+    from ratelimit_app.bans.rows import lift_bans
     from ratelimit_app.signals import credential_banned, credential_unbanned
 
     events = []
@@ -354,7 +354,7 @@ def test_signals_for_ban_and_unban(client, demo_data, clock):
 
 
 def test_unban_works_while_redis_is_down(client, demo_data, clock, settings, request):
-    from ratelimit_app.ban_rows import lift_bans
+    from ratelimit_app.bans.rows import lift_bans
 
     for _ in range(5):
         token(client)

@@ -4,8 +4,8 @@ import pytest
 
 from ratelimit_app import runtime
 from ratelimit_app.counters.algorithms import BAN, FIXED_WINDOW, GCRA, US, LimitSpec
+from ratelimit_app.counters.denials import Denials
 from ratelimit_app.counters.memory import MemoryBackend
-from ratelimit_app.denials import Denials
 
 T0 = 1_800_000_000 * US
 

@@ -190,6 +190,6 @@ def test_unknown_and_revoked_keys_are_counted_per_ip(http, demo_data):
 
 
 def _bump_revision():
-    from ratelimit_app import revision
+    from ratelimit_app.policy import revision
 
     revision.bump()

@@ -129,7 +129,7 @@ def test_redis_decisions_ignore_the_app_servers_clock(client, demo_data, monkeyp
 
 
 def test_stored_client_ids_escape_control_characters():
-    from ratelimit_app.ban_rows import storable_client_id
+    from ratelimit_app.bans.rows import storable_client_id
 
     assert storable_client_id("nul\x00byte\n") == "nul\\x00byte\\x0a"
     assert storable_client_id("ünïcødé") == "ünïcødé"

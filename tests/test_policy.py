@@ -161,8 +161,9 @@ def test_redis_carries_the_revision_so_requests_make_no_query_and_edits_arrive_a
     every POLICY_FALLBACK_INTERVAL, and an edit is seen by the very next request."""
     import redis as redis_lib
 
-    from ratelimit_app import revision, runtime
+    from ratelimit_app import runtime
     from ratelimit_app.models import Limit
+    from ratelimit_app.policy import revision
 
     settings.RATELIMIT_APP = {
         **settings.RATELIMIT_APP,
@@ -172,7 +173,7 @@ def test_redis_carries_the_revision_so_requests_make_no_query_and_edits_arrive_a
     key = {"HTTP_AUTHORIZATION": f"Bearer {demo_data['free']}"}
     clock = [0.0]
     runtime.get_snapshot_holder().clock = lambda: clock[0]
-    revision.publish(revision.current())
+    runtime.publish_revision(revision.current())
     client.get("/acp/developer/ping", **key)  # snapshot built, remote revision seen
     with CaptureQueriesContext(connection) as queries:
         for _ in range(20):
@@ -195,7 +196,8 @@ def test_redis_carries_the_revision_so_requests_make_no_query_and_edits_arrive_a
 def test_a_lost_revision_is_published_again_after_a_flush(client, demo_data, settings):
     import redis as redis_lib
 
-    from ratelimit_app import revision, runtime
+    from ratelimit_app import runtime
+    from ratelimit_app.policy import revision
 
     settings.RATELIMIT_APP = {
         **settings.RATELIMIT_APP,
@@ -212,7 +214,7 @@ def test_a_lost_revision_is_published_again_after_a_flush(client, demo_data, set
 
 
 def current_revision():
-    from ratelimit_app import revision
+    from ratelimit_app.policy import revision
 
     return revision.current()
 

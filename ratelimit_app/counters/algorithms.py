@@ -7,6 +7,7 @@ bit-for-bit equal to this reference as long as values stay below 2**53, which th
 model validation guarantees (rate x period <= MAX_RATE_PERIOD_PRODUCT).
 """
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 US = 1_000_000
@@ -19,6 +20,8 @@ ALGORITHMS = (GCRA, SLIDING_WINDOW, FIXED_WINDOW, BAN)
 # rate x period (seconds) stays below this so that every product of the sliding window
 # (rate x period in microseconds, twice) fits in 2**53, exact in Lua's doubles.
 MAX_RATE_PERIOD_PRODUCT = 4_000_000_000
+# A key's stored state: a tuple of integers, its shape set by the algorithm.
+State = tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class LimitSpec:
     # BAN only: each attempt during a ban starts the cooldown (``period``) again.
     extend: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"Unknown algorithm {self.algorithm!r}; use one of {ALGORITHMS}.")
         if self.rate < 1 or self.period < 1:
@@ -44,18 +47,18 @@ class LimitSpec:
             raise ValueError("rate x period is too large for exact counting.")
 
     @property
-    def period_us(self):
+    def period_us(self) -> int:
         return self.period * US
 
     @property
-    def capacity(self):
+    def capacity(self) -> int:
         """Requests allowed at once from an empty state: the burst for GCRA, else the rate."""
         if self.algorithm == GCRA:
             return self.burst or self.rate
         return self.rate
 
     @property
-    def emission_us(self):
+    def emission_us(self) -> int:
         """GCRA: microseconds one request occupies, rounded up (never more generous)."""
         return -(-self.period_us // self.rate)
 
@@ -69,11 +72,11 @@ class Outcome:
     remaining: int
     reset_after_us: int
     retry_after_us: int
-    state: tuple | None
+    state: State | None
     ttl_us: int
 
 
-def gcra(state, now, spec, cost):
+def gcra(state: State | None, now: int, spec: LimitSpec, cost: int) -> Outcome:
     """Generic cell rate algorithm: state is (theoretical arrival time,)."""
     interval = spec.emission_us
     burst = spec.capacity
@@ -89,7 +92,7 @@ def gcra(state, now, spec, cost):
     return Outcome(True, burst, remaining, new_tat - now, 0, (new_tat,), new_tat - now)
 
 
-def _roll(state, index):
+def _roll(state: State | None, index: int) -> tuple[int, int]:
     """Sliding window counts (previous, current) as seen from window ``index``."""
     if not state:
         return 0, 0
@@ -101,7 +104,9 @@ def _roll(state, index):
     return 0, 0
 
 
-def _sliding_retry(previous, current, elapsed, window, rate, cost):
+def _sliding_retry(
+    previous: int, current: int, elapsed: int, window: int, rate: int, cost: int
+) -> int:
     """Microseconds until a request of ``cost`` fits, given it does not fit now."""
     if cost > rate:
         return window
@@ -114,7 +119,7 @@ def _sliding_retry(previous, current, elapsed, window, rate, cost):
     return window - elapsed + fits_at
 
 
-def sliding_window(state, now, spec, cost):
+def sliding_window(state: State | None, now: int, spec: LimitSpec, cost: int) -> Outcome:
     """Weighted two-window counter: state is (window index, previous count, current count)."""
     window, rate = spec.period_us, spec.rate
     index, elapsed = divmod(now, window)
@@ -134,7 +139,7 @@ def sliding_window(state, now, spec, cost):
     )
 
 
-def _sliding_reset(previous, current, elapsed, window):
+def _sliding_reset(previous: int, current: int, elapsed: int, window: int) -> int:
     if current:
         return 2 * window - elapsed
     if previous:
@@ -142,7 +147,7 @@ def _sliding_reset(previous, current, elapsed, window):
     return 0
 
 
-def fixed_window(state, now, spec, cost):
+def fixed_window(state: State | None, now: int, spec: LimitSpec, cost: int) -> Outcome:
     """A counter per window: state is (window index, count)."""
     window, rate = spec.period_us, spec.rate
     index, elapsed = divmod(now, window)
@@ -155,7 +160,7 @@ def fixed_window(state, now, spec, cost):
     return Outcome(True, rate, rate - count, to_end, 0, (index, count), to_end)
 
 
-def ban(state, now, spec, cost):
+def ban(state: State | None, now: int, spec: LimitSpec, cost: int) -> Outcome:
     """A ban check: state is (banned_at, expires_at), written when failures reach a threshold.
 
     Denies until ``expires_at``; with ``spec.extend`` each attempt restarts the cooldown.
@@ -169,7 +174,8 @@ def ban(state, now, spec, cost):
     return Outcome(False, spec.rate, 0, wait, wait, new_state, wait)
 
 
-ALGORITHM_FUNCTIONS = {
+Algorithm = Callable[[State | None, int, LimitSpec, int], Outcome]
+ALGORITHM_FUNCTIONS: dict[str, Algorithm] = {
     GCRA: gcra,
     SLIDING_WINDOW: sliding_window,
     FIXED_WINDOW: fixed_window,
@@ -177,7 +183,9 @@ ALGORITHM_FUNCTIONS = {
 }
 
 
-def evaluate(specs, states, now, cost):
+def evaluate(
+    specs: Sequence[LimitSpec], states: Sequence[State | None], now: int, cost: int
+) -> tuple[list[Outcome], bool]:
     """Outcomes of every limit for one request; ``charged`` says whether to store them.
 
     All or nothing: if any non-shadow limit denies, nothing is charged. A ban check's
@@ -191,7 +199,9 @@ def evaluate(specs, states, now, cost):
     return outcomes, charged
 
 
-def writes(specs, outcomes, charged):
+def writes(
+    specs: Sequence[LimitSpec], outcomes: Sequence[Outcome], charged: bool
+) -> list[tuple[LimitSpec, Outcome]]:
     """The (spec, outcome) pairs whose new state is stored after ``evaluate``."""
     return [
         (spec, outcome)

@@ -1,8 +1,11 @@
 """The backend interface and the Decision every surface reads."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from ratelimit_app.counters.algorithms import BAN, US
+from ratelimit_app.counters.algorithms import BAN, US, LimitSpec, Outcome
+from ratelimit_app.counters.failures import FailureCounter, FailureResult
 
 
 class BackendUnavailable(Exception):
@@ -13,7 +16,7 @@ class BackendUnavailable(Exception):
 class LimitResult:
     """One limit's figures for one request, in seconds."""
 
-    spec: object
+    spec: LimitSpec
     allowed: bool
     limit: int
     remaining: int
@@ -47,13 +50,22 @@ class Decision:
         "_results",
     )
 
-    def __init__(self, specs, figures, charged, now_us, cost=1, policy_revision=None):
+    def __init__(
+        self,
+        specs: Sequence[LimitSpec],
+        figures: Sequence[int],
+        charged: bool | int,
+        now_us: int,
+        cost: int = 1,
+        policy_revision: int | None = None,
+    ) -> None:
         self.allowed = bool(charged)
         self.now = now_us / US
         # The policy revision the counter store knows of: None if it cannot tell (process
         # memory), 0 if it has none (Redis after a flush or restart).
         self.policy_revision = policy_revision
-        self._specs, self._figures, self._cost, self._results = specs, figures, cost, None
+        self._specs, self._figures, self._cost = specs, figures, cost
+        self._results: tuple[LimitResult, ...] | None = None
         self._binding = index = _tightest(specs, figures, self.allowed)
         if index is None:
             self.limit, self.remaining, self.reset_after, self.retry_after = 0, 0, 0.0, 0.0
@@ -65,19 +77,19 @@ class Decision:
         self.retry_after = 0.0 if self.allowed else figures[at + 4] / US
 
     @property
-    def results(self):
+    def results(self) -> tuple[LimitResult, ...]:
         """Every limit's LimitResult, in the order of the specs."""
         if self._results is None:
             self._results = tuple(_result(self, i) for i in range(len(self._specs)))
         return self._results
 
     @property
-    def binding(self):
+    def binding(self) -> LimitResult | None:
         """The result whose figures the headers show (None: only ban checks, all clear)."""
         return None if self._binding is None else self.results[self._binding]
 
 
-def _result(decision, index):
+def _result(decision: Decision, index: int) -> LimitResult:
     figures, at = decision._figures, index * FIELDS
     allowed, limit, remaining = figures[at] == 1, figures[at + 1], figures[at + 2]
     if allowed and not decision.allowed:
@@ -93,19 +105,21 @@ def _result(decision, index):
     )
 
 
-def _tightest(specs, figures, allowed):
+def _tightest(specs: Sequence[LimitSpec], figures: Sequence[int], allowed: bool) -> int | None:
     """Index of the limit the headers report: the denying limit with the longest wait,
     else the enforced limit with the fewest requests left (ban checks aside).
 
     Shadow limits count only when every limit is a shadow. A plain loop: this runs for
     every request.
     """
-    best, best_rank = None, None
+    best: int | None = None
+    best_rank: Any = None  # an int when denied, else a tuple: never mixed
     enforced_only = not all(spec.shadow for spec in specs)
     for index, spec in enumerate(specs):
         if enforced_only and spec.shadow:
             continue
         at = index * FIELDS
+        rank: int | tuple[int, int]
         if not allowed:
             if figures[at] == 1:
                 continue
@@ -119,9 +133,16 @@ def _tightest(specs, figures, allowed):
     return best
 
 
-def make_decision(specs, outcomes, charged, now_us, cost, policy_revision=None):
+def make_decision(
+    specs: Sequence[LimitSpec],
+    outcomes: Sequence[Outcome],
+    charged: bool,
+    now_us: int,
+    cost: int,
+    policy_revision: int | None = None,
+) -> Decision:
     """Build a Decision from per-limit Outcomes (microseconds) of one request."""
-    figures = []
+    figures: list[int] = []
     for outcome in outcomes:
         figures += (
             1 if outcome.allowed else 0,
@@ -138,10 +159,10 @@ def make_decision(specs, outcomes, charged, now_us, cost, policy_revision=None):
 class Backend:
     """Counter storage. Subclasses implement ``check``; ``now`` is for tests only."""
 
-    def __init__(self, config):
+    def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
 
-    def check(self, specs, cost=1, now=None):
+    def check(self, specs: Sequence[LimitSpec], cost: int = 1, now: int | None = None) -> Decision:
         """Check and, if every enforced limit allows, charge all ``specs`` atomically.
 
         ``specs`` is a sequence of LimitSpec with distinct keys; ``now`` (integer
@@ -150,26 +171,28 @@ class Backend:
         """
         raise NotImplementedError
 
-    def record_failures(self, counters, now=None):
+    def record_failures(
+        self, counters: Sequence[FailureCounter], now: int | None = None
+    ) -> tuple[int, list[FailureResult]]:
         """Count one failure on each FailureCounter atomically; returns
         ``(now_us, [FailureResult, ...])``. ``now`` (microseconds) is for tests only."""
         raise NotImplementedError
 
-    def clear(self, keys):
+    def clear(self, keys: Sequence[str]) -> None:
         """Forget the state of ``keys`` (used when an operator lifts a ban)."""
         raise NotImplementedError
 
-    def publish_revision(self, number, only_if_missing=False):
+    def publish_revision(self, number: int, only_if_missing: bool = False) -> None:
         """Make a new policy revision known to every process, if this store can; the
         default cannot, and processes then poll the database."""
 
 
-def key_base(config):
+def key_base(config: dict[str, Any]) -> str:
     """The start of every counter key: the prefix, then the Redis Cluster hash tag."""
     return f"{config['KEY_PREFIX']}:{{{config['HASH_TAG']}}}"
 
 
-def validate_specs(specs, cost):
+def validate_specs(specs: Sequence[LimitSpec], cost: int) -> None:
     """Reject requests the algorithms cannot express."""
     if cost < 1:
         raise ValueError("A request costs at least 1.")

@@ -3,11 +3,16 @@
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-from ratelimit_app.counters.base import BackendUnavailable
+from ratelimit_app.counters.algorithms import LimitSpec
+from ratelimit_app.counters.base import Backend, BackendUnavailable, Decision
+from ratelimit_app.counters.failures import FailureCounter, FailureResult
 from ratelimit_app.signals import counter_backend_failed, counter_backend_recovered
 
 logger = logging.getLogger("ratelimit_app.counters")
+T = TypeVar("T")
 
 
 class CircuitBreaker:
@@ -17,19 +22,21 @@ class CircuitBreaker:
     ``clock`` is a parameter so that tests move time instead of sleeping.
     """
 
-    def __init__(self, threshold, cooldown, clock=time.monotonic):
+    def __init__(
+        self, threshold: int, cooldown: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.threshold = max(1, int(threshold))
         self.cooldown = float(cooldown)
         self.clock = clock
         self.failures = 0
-        self.opened_at = None
+        self.opened_at: float | None = None
         self._lock = threading.Lock()
 
     @property
-    def is_open(self):
+    def is_open(self) -> bool:
         return self.opened_at is not None and self.clock() - self.opened_at < self.cooldown
 
-    def call(self, func, *args, **kwargs):
+    def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``func`` unless the breaker is open; record its success or failure."""
         if self.is_open:
             raise BackendUnavailable("circuit breaker open: not calling the counter store")
@@ -41,7 +48,7 @@ class CircuitBreaker:
         self._record_success()
         return result
 
-    def _record_failure(self, exc):
+    def _record_failure(self, exc: BackendUnavailable) -> None:
         with self._lock:
             self.failures += 1
             first = self.failures == 1
@@ -58,7 +65,7 @@ class CircuitBreaker:
             )
         counter_backend_failed.send(sender=CircuitBreaker, error=exc, breaker_open=opens)
 
-    def _record_success(self):
+    def _record_success(self) -> None:
         if not self.failures:
             return
         with self._lock:
@@ -70,22 +77,24 @@ class CircuitBreaker:
 class GuardedBackend:
     """A backend behind a circuit breaker; same ``check`` and ``clear``."""
 
-    def __init__(self, backend, breaker):
+    def __init__(self, backend: Backend, breaker: CircuitBreaker) -> None:
         self.backend = backend
         self.breaker = breaker
 
-    def check(self, specs, cost=1, now=None):
+    def check(self, specs: Sequence[LimitSpec], cost: int = 1, now: int | None = None) -> Decision:
         """See Backend.check; raises BackendUnavailable at once while the breaker is open."""
         return self.breaker.call(self.backend.check, specs, cost, now)
 
-    def record_failures(self, counters, now=None):
+    def record_failures(
+        self, counters: Sequence[FailureCounter], now: int | None = None
+    ) -> tuple[int, list[FailureResult]]:
         """See Backend.record_failures."""
         return self.breaker.call(self.backend.record_failures, counters, now)
 
-    def clear(self, keys):
+    def clear(self, keys: Sequence[str]) -> None:
         """See Backend.clear."""
         return self.breaker.call(self.backend.clear, keys)
 
-    def publish_revision(self, number, only_if_missing=False):
+    def publish_revision(self, number: int, only_if_missing: bool = False) -> None:
         """See Backend.publish_revision."""
         return self.breaker.call(self.backend.publish_revision, number, only_if_missing)

@@ -9,6 +9,8 @@ database, TLS, Unix socket, timeouts), so nothing about connecting is re-impleme
 
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 import redis
 
@@ -18,12 +20,12 @@ import redis
 IDLE_PROBE_SECONDS = 1.0
 
 
-def bulk(value):
+def bulk(value: bytes) -> bytes:
     """One RESP bulk string (``value`` as bytes)."""
     return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
-def pack(*args):
+def pack(*args: str | bytes) -> bytes:
     """A RESP command of str or bytes arguments."""
     chunks = [bulk(arg.encode() if isinstance(arg, str) else arg) for arg in args]
     return b"*%d\r\n" % len(chunks) + b"".join(chunks)
@@ -40,13 +42,16 @@ class Channel:
     ``clock`` (seconds) is a parameter so that tests move time instead of sleeping.
     """
 
-    def __init__(self, pool, clock=time.monotonic):
+    def __init__(
+        self, pool: redis.ConnectionPool, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.pool = pool
         self.clock = clock
-        self._idle = []  # (connection, last used); list.append and .pop are atomic
+        # (connection, last used); list.append and .pop are atomic
+        self._idle: list[tuple[Any, float]] = []
         self._pid = os.getpid()
 
-    def _take(self):
+    def _take(self) -> Any:
         if self._pid != os.getpid():  # forked: the parent's sockets are not ours
             self._idle, self._pid = [], os.getpid()
         try:
@@ -57,7 +62,7 @@ class Channel:
             connection.disconnect()  # the next send connects afresh
         return connection
 
-    def call(self, packed):
+    def call(self, packed: bytes) -> Any:
         """Send one packed command and return its reply.
 
         Raises redis-py's errors; after a timeout or a broken connection redis-py has
@@ -72,7 +77,7 @@ class Channel:
             self._idle.append((connection, self.clock()))
 
 
-def _closed_or_out_of_step(connection):
+def _closed_or_out_of_step(connection: Any) -> bool:
     """Whether an idle connection was closed by its peer, or holds bytes nobody asked
     for; either way it must not carry the next command."""
     if connection._sock is None:

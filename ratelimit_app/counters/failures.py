@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from ratelimit_app.counters.algorithms import US
+from ratelimit_app.counters.algorithms import US, State
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,9 @@ class FailureResult:
     expires_at_us: int
 
 
-def record(state, ban_state, now, counter):
+def record(
+    state: State | None, ban_state: State | None, now: int, counter: FailureCounter
+) -> tuple[State | None, State | None, "FailureResult"]:
     """One failure: returns (new count state or None to delete, ban state or None, result).
 
     The count state is (count, window end); the ban state is (banned_at, expires_at).

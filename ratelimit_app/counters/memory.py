@@ -3,10 +3,13 @@
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ratelimit_app.counters import failures
-from ratelimit_app.counters.algorithms import US, evaluate, writes
-from ratelimit_app.counters.base import Backend, make_decision, validate_specs
+from ratelimit_app.counters.algorithms import US, LimitSpec, State, evaluate, writes
+from ratelimit_app.counters.base import Backend, Decision, make_decision, validate_specs
+from ratelimit_app.counters.failures import FailureCounter, FailureResult
 
 
 class MemoryBackend(Backend):
@@ -16,29 +19,32 @@ class MemoryBackend(Backend):
     the site runs more than one worker.
     """
 
-    def __init__(self, config, clock=time.time):
+    def __init__(self, config: dict[str, Any], clock: Callable[[], float] = time.time) -> None:
         super().__init__(config)
         self.max_keys = int(config["MEMORY_MAX_KEYS"])
         self.clock = clock
         self._lock = threading.Lock()
-        self._store = OrderedDict()  # key -> (state, expires_at_us)
+        self._store: OrderedDict[str, tuple[State, int]] = OrderedDict()  # (state, expiry µs)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._store)
 
-    def check(self, specs, cost=1, now=None):
+    def check(self, specs: Sequence[LimitSpec], cost: int = 1, now: int | None = None) -> Decision:
         validate_specs(specs, cost)
         now = int(self.clock() * US) if now is None else now
         with self._lock:
             states = [self._get(spec.key, now) for spec in specs]
             outcomes, charged = evaluate(specs, states, now, cost)
             for spec, outcome in writes(specs, outcomes, charged):
+                assert outcome.state is not None  # writes() keeps only new states
                 self._put(spec.key, outcome.state, now + outcome.ttl_us)
         return make_decision(specs, outcomes, charged, now, cost)
 
-    def record_failures(self, counters, now=None):
+    def record_failures(
+        self, counters: Sequence[FailureCounter], now: int | None = None
+    ) -> tuple[int, list[FailureResult]]:
         now = int(self.clock() * US) if now is None else now
-        results = []
+        results: list[FailureResult] = []
         with self._lock:
             for counter in counters:
                 old_count = self._get(counter.failure_key, now)
@@ -54,12 +60,12 @@ class MemoryBackend(Backend):
                 results.append(result)
         return now, results
 
-    def clear(self, keys):
+    def clear(self, keys: Sequence[str]) -> None:
         with self._lock:
             for key in keys:
                 self._store.pop(key, None)
 
-    def _get(self, key, now):
+    def _get(self, key: str, now: int) -> State | None:
         entry = self._store.get(key)
         if entry is None:
             return None
@@ -69,7 +75,7 @@ class MemoryBackend(Backend):
             return None
         return state
 
-    def _put(self, key, state, expires_at):
+    def _put(self, key: str, state: State, expires_at: int) -> None:
         self._store[key] = (state, expires_at)
         self._store.move_to_end(key)
         while len(self._store) > self.max_keys:

@@ -1,11 +1,20 @@
 """Counters in Redis: every limit of a request in one EVALSHA, on Redis's own clock."""
 
+from collections.abc import Sequence
 from functools import cached_property, lru_cache
 from importlib import resources
+from typing import Any
 
 import redis as redis_lib
 
-from ratelimit_app.counters.algorithms import BAN, FIXED_WINDOW, GCRA, SLIDING_WINDOW, US
+from ratelimit_app.counters.algorithms import (
+    BAN,
+    FIXED_WINDOW,
+    GCRA,
+    SLIDING_WINDOW,
+    US,
+    LimitSpec,
+)
 from ratelimit_app.counters.base import (
     FIELDS,
     Backend,
@@ -15,20 +24,20 @@ from ratelimit_app.counters.base import (
     validate_specs,
 )
 from ratelimit_app.counters.channel import Channel, bulk
-from ratelimit_app.counters.failures import FailureResult
+from ratelimit_app.counters.failures import FailureCounter, FailureResult
 
 # Long enough to matter, short enough that a lost publish cannot mislead for long.
 REVISION_TTL = 24 * 3600
 ALGORITHM_CODES = {GCRA: 1, SLIDING_WINDOW: 2, FIXED_WINDOW: 3, BAN: 4}
 
 
-def load_script(name):
+def load_script(name: str) -> str:
     """A Lua script shipped in ``ratelimit_app/counters/lua/``, after the shared clock."""
     folder = resources.files("ratelimit_app.counters").joinpath("lua")
     return folder.joinpath("clock.lua").read_text() + folder.joinpath(name).read_text()
 
 
-def limiter_client(alias, timeout):
+def limiter_client(alias: str, timeout: float) -> redis_lib.Redis:
     """A Redis client on the same server as the django-redis cache ``alias``.
 
     It has its own pool with short socket timeouts, so a slow Redis costs a request
@@ -38,7 +47,7 @@ def limiter_client(alias, timeout):
 
     # A cache object of our own, not the request cycle's: Django closes every cache a
     # thread has used at the end of each request, which would then cost every request.
-    cache = caches.create_connection(alias)
+    cache: Any = caches.create_connection(alias)  # a django-redis cache (system check E003)
     base_pool = cache.client.get_client(write=True).connection_pool
     kwargs = dict(base_pool.connection_kwargs)
     kwargs.update(socket_timeout=timeout, socket_connect_timeout=timeout, retry=None)
@@ -48,7 +57,7 @@ def limiter_client(alias, timeout):
     return redis_lib.Redis(connection_pool=pool)
 
 
-def limit_args(spec):
+def limit_args(spec: LimitSpec) -> tuple[int, int, int, int, int]:
     """check.lua's five arguments for one limit."""
     interval = spec.emission_us if spec.algorithm == GCRA else 0
     if spec.algorithm == BAN:
@@ -62,7 +71,7 @@ def limit_args(spec):
     )
 
 
-def packed_spec(spec):
+def packed_spec(spec: LimitSpec) -> tuple[bytes, bytes]:
     """A limit's key and its five arguments as RESP bulk strings, packed once per spec."""
     cached = spec.__dict__.get("_packed")
     if cached is None:
@@ -74,7 +83,9 @@ def packed_spec(spec):
 
 
 @lru_cache(maxsize=256)
-def _command_frame(sha, count, revision_key, cost, now):
+def _command_frame(
+    sha: str, count: int, revision_key: str, cost: int, now: int | None
+) -> tuple[bytes, bytes]:
     """What check.lua's EVALSHA holds besides the limits: the part before their keys and
     the part between their keys and their arguments (the same for every request)."""
     total = 3 + (count + 1) + 3 + count * FIELDS
@@ -83,7 +94,9 @@ def _command_frame(sha, count, revision_key, cost, now):
     return head, b"".join(bulk(value.encode()) for value in fixed)
 
 
-def check_command(sha, specs, revision_key, cost, now):
+def check_command(
+    sha: str, specs: Sequence[LimitSpec], revision_key: str, cost: int, now: int | None
+) -> bytes:
     """The whole EVALSHA of check.lua for ``specs`` as bytes (the revision key last)."""
     packed = [packed_spec(spec) for spec in specs]
     head, fixed = _command_frame(sha, len(specs), revision_key, cost, now)
@@ -91,7 +104,7 @@ def check_command(sha, specs, revision_key, cost, now):
     return head + keys + fixed + b"".join([args for _key, args in packed])
 
 
-def decision_from_reply(specs, reply, cost):
+def decision_from_reply(specs: Sequence[LimitSpec], reply: list[int], cost: int) -> Decision:
     """check.lua's flat reply (now, charged, policy revision, then FIELDS integers per
     limit) as a Decision."""
     return Decision(specs, reply[3:], reply[1] == 1, reply[0], cost, reply[2])
@@ -101,23 +114,23 @@ class RedisBackend(Backend):
     """Redis counters through the connection settings of a django-redis cache alias."""
 
     @cached_property
-    def client(self):
+    def client(self) -> redis_lib.Redis:
         return limiter_client(self.config["CACHE_ALIAS"], float(self.config["SOCKET_TIMEOUT"]))
 
     @cached_property
-    def script(self):
+    def script(self) -> Any:
         # Only its text and SHA1 are used: checks go through the channel.
         return self.client.register_script(load_script("check.lua"))
 
     @cached_property
-    def revision_key(self):
+    def revision_key(self) -> str:
         return f"{key_base(self.config)}:policy-revision"
 
     @cached_property
-    def channel(self):
+    def channel(self) -> Channel:
         return Channel(self.client.connection_pool)
 
-    def check(self, specs, cost=1, now=None):
+    def check(self, specs: Sequence[LimitSpec], cost: int = 1, now: int | None = None) -> Decision:
         validate_specs(specs, cost)
         command = check_command(self.script.sha, specs, self.revision_key, cost, now)
         try:
@@ -131,7 +144,7 @@ class RedisBackend(Backend):
             raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
         return decision_from_reply(specs, reply, cost)
 
-    def publish_revision(self, number, only_if_missing=False):
+    def publish_revision(self, number: int, only_if_missing: bool = False) -> None:
         """Tell every process of a new policy revision, through the next check they make."""
         try:
             self.client.set(self.revision_key, number, ex=REVISION_TTL, nx=only_if_missing)
@@ -139,11 +152,14 @@ class RedisBackend(Backend):
             raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
 
     @cached_property
-    def failure_script(self):
+    def failure_script(self) -> Any:
         return self.client.register_script(load_script("failures.lua"))
 
-    def record_failures(self, counters, now=None):
-        keys, args = [], ["" if now is None else str(int(now))]
+    def record_failures(
+        self, counters: Sequence[FailureCounter], now: int | None = None
+    ) -> tuple[int, list[FailureResult]]:
+        keys: list[str] = []
+        args: list[str | int] = ["" if now is None else str(int(now))]
         for counter in counters:
             keys += [counter.failure_key, counter.ban_key]
             args += [counter.threshold, counter.window * US, counter.cooldown * US]
@@ -157,7 +173,7 @@ class RedisBackend(Backend):
         ]
         return int(reply[0]), results
 
-    def clear(self, keys):
+    def clear(self, keys: Sequence[str]) -> None:
         if keys:
             try:
                 self.client.delete(*keys)

@@ -166,6 +166,10 @@ class Limit(models.Model):
         burst = f" burst {self.burst}" if self.algorithm == Algorithm.GCRA else ""
         return f"{self.group.slug}: {self.rate}/{self.period}s{burst} {self.scope} ({owner})"
 
+    def count_problem(self) -> str | None:
+        """Why this row cannot be counted (it was written around ``clean``), or None."""
+        return limit_problem(self.algorithm, self.rate, self.period)
+
     @property
     def effective_burst(self):
         """The burst used by GCRA: the configured one, else the rate."""
@@ -192,6 +196,17 @@ class Limit(models.Model):
             )
         if errors:
             raise ValidationError(errors)
+
+
+def limit_problem(algorithm: str, rate: int | None, period: int | None) -> str | None:
+    """Why a limit with these numbers cannot be counted exactly, or None if it can."""
+    if algorithm not in Algorithm.values:
+        return f"unknown algorithm {algorithm!r}"
+    if not rate or not period or rate < 1 or period < 1:
+        return "a limit needs a rate and a period of at least 1"
+    if rate * period > MAX_RATE_PERIOD_PRODUCT:
+        return "rate x period is too large for exact counting"
+    return None
 
 
 class ApiKeyManager(models.Manager):

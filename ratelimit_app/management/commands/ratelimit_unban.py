@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from ratelimit_app.ban_rows import lift_bans
+from ratelimit_app.bans.rows import lift_bans
 from ratelimit_app.models import CredentialBan
 
 

@@ -11,24 +11,30 @@ policy revision changes (an operator raised a limit), and oldest first beyond
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
-from ratelimit_app.counters.algorithms import BAN, US
-from ratelimit_app.counters.base import Decision
+from ratelimit_app.counters.algorithms import BAN, US, LimitSpec
+from ratelimit_app.counters.base import Decision, LimitResult
+
+# (until, revision, result, recorded at, decision.now)
+Entry = tuple[float, int, LimitResult, float, float]
 
 
 class Denials:
     """Keys denied until a local deadline; ``clock`` (seconds) is injectable for tests."""
 
-    def __init__(self, max_keys=10_000, clock=time.monotonic):
+    def __init__(self, max_keys: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_keys = max_keys
         self.clock = clock
-        self._entries = OrderedDict()  # key -> (until, revision, result, recorded at, decision.now)
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._entries)
 
-    def lookup(self, specs, revision, now=None):
+    def lookup(
+        self, specs: Sequence[LimitSpec], revision: int, now: float | None = None
+    ) -> Decision | None:
         """A denied Decision if one of ``specs`` is known to be over its limit, else None."""
         if not self._entries:
             return None
@@ -45,7 +51,9 @@ class Denials:
             return _replay(result, now - then, decision_now)
         return None
 
-    def record(self, decision, revision, cost, now=None):
+    def record(
+        self, decision: Decision, revision: int, cost: int, now: float | None = None
+    ) -> None:
         """Remember the binding key of a denied cost-1 decision until its Retry-After."""
         binding = decision.binding
         if decision.allowed or cost != 1 or binding is None or binding.spec.algorithm == BAN:
@@ -64,7 +72,7 @@ class Denials:
                 self._entries.popitem(last=False)
 
 
-def _replay(result, elapsed, decision_now):
+def _replay(result: LimitResult, elapsed: float, decision_now: float) -> Decision:
     """The recorded denial as it stands ``elapsed`` seconds later."""
     figures = (
         0,

@@ -8,41 +8,40 @@ flush, what the admin lists, and what ``ratelimit_unban`` lifts.
 import datetime
 import logging
 import re
+from typing import Any
 
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from ratelimit_app import revision, runtime
+from ratelimit_app import runtime
+from ratelimit_app.bans.watch import PAIR, BanWatch, counter_key
 from ratelimit_app.conf import get_config
 from ratelimit_app.counters.algorithms import US
 from ratelimit_app.counters.base import BackendUnavailable, key_base
 from ratelimit_app.models import CredentialBan
+from ratelimit_app.policy import revision
 from ratelimit_app.signals import credential_banned, credential_unbanned
 
 logger = logging.getLogger("ratelimit_app.bans")
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-# Who failures are counted for: the credential pair, the client_id, the client address.
-PAIR, CLIENT_ID, IP = "p", "c", "i"
 
 
-def counter_key(base, letter, rule_id, kind, value):
-    """A ban rule's key in the counter store: ``letter`` x counts failures, b holds the ban."""
-    return f"{base}:{letter}{rule_id}{kind}:{value}"
-
-
-def from_us(value):
+def from_us(value: int) -> datetime.datetime:
     """A datetime (UTC) from epoch microseconds."""
     return datetime.datetime.fromtimestamp(value / US, tz=datetime.UTC)
 
 
-def storable_client_id(client_id):
+def storable_client_id(client_id: str) -> str:
     """The client_id as shown to operators: control characters (NUL included, which
     PostgreSQL refuses) escaped, at most 200 characters."""
     return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", client_id[:200])[:200]
 
 
-def create_ban(context, failures, banned_at_us, expires_at_us):
+def create_ban(
+    watched: BanWatch, failures: int, banned_at_us: int, expires_at_us: int
+) -> CredentialBan | None:
     """Write the ban row (the truth), signal it, and refresh this process's snapshot.
 
     A database error is logged, not raised: the ban already holds in the counter store.
@@ -50,9 +49,9 @@ def create_ban(context, failures, banned_at_us, expires_at_us):
     try:
         with transaction.atomic():
             ban = CredentialBan.objects.create(
-                rule_id=context.rule.id,
-                client_id=storable_client_id(context.client_id),
-                fingerprint=context.fingerprint,
+                rule_id=watched.rule.id,
+                client_id=storable_client_id(watched.client_id),
+                fingerprint=watched.fingerprint,
                 failures=failures,
                 banned_at=from_us(banned_at_us),
                 expires_at=from_us(expires_at_us),
@@ -68,14 +67,14 @@ def create_ban(context, failures, banned_at_us, expires_at_us):
         "Banned client_id=%r [%s] for %d s after %d failures.",
         ban.client_id[:64],
         ban.short_fingerprint,
-        context.rule.cooldown,
+        watched.rule.cooldown,
         failures,
     )
     credential_banned.send(sender=CredentialBan, ban=ban)
     return ban
 
 
-def clear_pair(rule_id, fingerprint):
+def clear_pair(rule_id: int, fingerprint: str) -> bool:
     """Forget a pair's failure count and ban in the counter store; False if unreachable."""
     config = get_config()
     value = fingerprint[:32]
@@ -89,7 +88,9 @@ def clear_pair(rule_id, fingerprint):
     return True
 
 
-def lift_bans(queryset, user=None, now=None):
+def lift_bans(
+    queryset: QuerySet[CredentialBan], user: Any = None, now: datetime.datetime | None = None
+) -> list[CredentialBan]:
     """Lift every active ban in ``queryset`` and clear its failure count; return the bans.
 
     The database is updated first, so this works while Redis is down.
@@ -104,7 +105,8 @@ def lift_bans(queryset, user=None, now=None):
             lifted.append(ban)
     runtime.get_snapshot_holder().invalidate()
     for ban in lifted:
-        clear_pair(ban.rule_id, ban.fingerprint)
+        if ban.rule_id is not None:  # a deleted rule's pair has no keys left to clear
+            clear_pair(ban.rule_id, ban.fingerprint)
         credential_unbanned.send(sender=CredentialBan, ban=ban, user=user)
     return lifted
 
@@ -112,14 +114,13 @@ def lift_bans(queryset, user=None, now=None):
 EXTENSION_SYNC_SECONDS = 60
 
 
-def record_extension(context, verdict, recorded_expiry):
-    """Carry an extended ban's new expiry into its row, at most once a minute, so that
-    the row stays the truth if the store is flushed."""
-    new_expiry = verdict.decision.now + verdict.retry_after
+def record_extension(watched: BanWatch, new_expiry: float, recorded_expiry: float) -> None:
+    """Carry an extended ban's new expiry (epoch seconds) into its row, at most once a
+    minute, so that the row stays the truth if the store is flushed."""
     if new_expiry - recorded_expiry < EXTENSION_SYNC_SECONDS:
         return
     CredentialBan.objects.filter(
-        rule_id=context.rule.id, fingerprint=context.fingerprint, lifted_at__isnull=True
+        rule_id=watched.rule.id, fingerprint=watched.fingerprint, lifted_at__isnull=True
     ).active().update(expires_at=from_us(int(new_expiry * US)))
     revision.bump()
     runtime.get_snapshot_holder().invalidate()

@@ -1,0 +1,108 @@
+"""Which ban rule watches a request, the credential pair it carries (as a keyed hash),
+and the counter-store keys and checks of that pair."""
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.http import HttpRequest
+
+from ratelimit_app import hashing, paths
+from ratelimit_app.counters.algorithms import BAN, LimitSpec
+from ratelimit_app.counters.failures import FailureCounter
+from ratelimit_app.credentials import client_credentials
+from ratelimit_app.policy import BanRuleEntry, PolicySnapshot
+
+# Who failures are counted for: the credential pair, the client_id, the client address.
+PAIR, CLIENT_ID, IP = "p", "c", "i"
+
+
+@dataclass(frozen=True, slots=True)
+class BanWatch:
+    """A watched token request: its rule and who is trying (``ip`` only when the rule
+    counts failures per address)."""
+
+    rule: BanRuleEntry
+    client_id: str
+    fingerprint: str
+    ip: str | None
+
+
+def counter_key(base: str, letter: str, rule_id: int, kind: str, value: str) -> str:
+    """A ban rule's key in the counter store: ``letter`` x counts failures, b holds the ban."""
+    return f"{base}:{letter}{rule_id}{kind}:{value}"
+
+
+def pair_fingerprint(client_id: str, client_secret: str) -> str:
+    """Keyed hash of the pair, with a salt of its own; the length prefix keeps
+    ("ab", "c") and ("a", "bc") apart."""
+    return hashing.keyed_hash("credential-pair", f"{len(client_id)}:{client_id}\0{client_secret}")
+
+
+def watching_rule(
+    snapshot: PolicySnapshot, method: str, path: str, groups: tuple[str | None, ...]
+) -> BanRuleEntry | None:
+    """The first enabled rule that watches ``method`` on ``path`` in one of ``groups``."""
+    if not snapshot.ban_rules:
+        return None
+    normalized = paths.normalize_path(path)
+    return next((r for r in snapshot.ban_rules if r.watches(method, normalized, groups)), None)
+
+
+def watch(request: HttpRequest, rule: BanRuleEntry, ip: str | None) -> BanWatch | None:
+    """The BanWatch of a request ``rule`` watches, or None when it carries no pair."""
+    pair = client_credentials(request)
+    if pair is None:
+        return None
+    client_id, secret = pair
+    return BanWatch(
+        rule=rule,
+        client_id=client_id,
+        fingerprint=pair_fingerprint(client_id, secret),
+        ip=ip if rule.ip_threshold else None,
+    )
+
+
+def _parties(watched: BanWatch) -> list[tuple[str, str, int]]:
+    """(kind, hashed value, threshold) of every party failures are counted for."""
+    rule = watched.rule
+    parties = [(PAIR, watched.fingerprint[:32], rule.threshold)]
+    if rule.client_id_threshold:
+        client = hashing.short_hash("client-id", watched.client_id)
+        parties.append((CLIENT_ID, client, rule.client_id_threshold))
+    if rule.ip_threshold and watched.ip:
+        address = hashing.short_hash("identity", f"ip:{watched.ip}")
+        parties.append((IP, address, rule.ip_threshold))
+    return parties
+
+
+@lru_cache(maxsize=4096)
+def ban_specs(watched: BanWatch, base: str) -> list[LimitSpec]:
+    """Ban checks for the request, to go into the same backend call as its limits; the
+    first is the pair's."""
+    rule = watched.rule
+    return [
+        LimitSpec(
+            key=counter_key(base, "b", rule.id, kind, value),
+            algorithm=BAN,
+            rate=threshold,
+            period=rule.cooldown,
+            extend=rule.extend_on_attempt,
+            name=f"ban-{kind}",
+        )
+        for kind, value, threshold in _parties(watched)
+    ]
+
+
+def failure_counters(watched: BanWatch, base: str) -> list[FailureCounter]:
+    """FailureCounters for every party of the request; the first is the pair's."""
+    rule = watched.rule
+    return [
+        FailureCounter(
+            failure_key=counter_key(base, "x", rule.id, kind, value),
+            ban_key=counter_key(base, "b", rule.id, kind, value),
+            threshold=threshold,
+            window=rule.window,
+            cooldown=rule.cooldown,
+        )
+        for kind, value, threshold in _parties(watched)
+    ]

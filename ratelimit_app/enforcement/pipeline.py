@@ -1,0 +1,180 @@
+"""The pipeline every surface calls: request -> Verdict, and the response fed back.
+
+``check`` resolves a request once, top to bottom: route (endpoint group), identity,
+credential pair (when a ban rule watches the endpoint), limit and ban specs, one
+counter-store call, Verdict. ``feed_back`` runs after the view: failure counting for
+ban rules, then the rate-limit headers.
+"""
+
+import logging
+from dataclasses import replace
+from typing import Any, Literal, overload
+
+from django.http import HttpRequest, HttpResponseBase
+
+from ratelimit_app import identity, responses, runtime
+from ratelimit_app.bans import stage as ban_stage
+from ratelimit_app.bans.watch import ban_specs, watch, watching_rule
+from ratelimit_app.conf import get_config
+from ratelimit_app.counters.algorithms import LimitSpec
+from ratelimit_app.counters.base import BackendUnavailable, Decision, key_base
+from ratelimit_app.enforcement.specs import cached_specs
+from ratelimit_app.enforcement.verdict import NOT_LIMITED, Verdict, from_decision, unavailable
+from ratelimit_app.policy import PolicySnapshot
+from ratelimit_app.signals import request_throttled
+
+logger = logging.getLogger("ratelimit_app")
+
+VERDICT_ATTRIBUTE = "_ratelimit_verdict"
+FED_BACK_ATTRIBUTE = "_ratelimit_fed_back"
+
+
+@overload
+def check(
+    request: HttpRequest,
+    *,
+    group: str | None = ...,
+    user: Any = ...,
+    cost: int = ...,
+    defer_to_drf: Literal[False] = ...,
+) -> Verdict: ...
+@overload
+def check(
+    request: HttpRequest,
+    *,
+    group: str | None = ...,
+    user: Any = ...,
+    cost: int = ...,
+    defer_to_drf: bool,
+) -> Verdict | None: ...
+def check(
+    request: HttpRequest,
+    *,
+    group: str | None = None,
+    user: Any = None,
+    cost: int = 1,
+    defer_to_drf: bool = False,
+) -> Verdict | None:
+    """Check and charge the limits of ``request`` once; later calls return the same Verdict.
+
+    ``group`` is the endpoint group the view names; without one, the group's path
+    patterns decide. ``user`` is DRF's authenticated user, when the caller has one. With
+    ``defer_to_drf`` (the middleware, before a DRF view that checks through
+    PolicyThrottle) only a request a ban rule watches is checked now, before any
+    credential check runs; others return None and are left to the throttle.
+    """
+    verdict: Verdict | None = getattr(request, VERDICT_ATTRIBUTE, None)
+    if verdict is None:
+        verdict = _resolve(request, group, user, cost, defer_to_drf)
+        if verdict is not None:
+            setattr(request, VERDICT_ATTRIBUTE, verdict)
+    return verdict
+
+
+def _resolve(
+    request: HttpRequest, named_group: str | None, user: Any, cost: int, defer_to_drf: bool
+) -> Verdict | None:
+    config = get_config()
+    snapshot = runtime.get_snapshot()
+    # 1. Route: the endpoint group (the view's, else its path patterns').
+    path_group = None
+    if not named_group or snapshot.ban_rules:
+        path_group = snapshot.group_for_path(request.path_info)
+    group = named_group or path_group
+    if group not in snapshot.groups:
+        group = None  # only the limits that apply to every request
+    method = request.method or ""
+    rule = watching_rule(snapshot, method, request.path_info, (group, path_group))
+    if rule is None and defer_to_drf:
+        return None
+    if rule is None and group is None and not snapshot.global_groups:
+        return NOT_LIMITED
+    # 2. Identity: who is asking.
+    needs_user = snapshot.has_user_limits or bool(config["TENANT_RESOLVER"])
+    who = identity.identify(request, snapshot, config, user=user, needs_user=needs_user)
+    # 3. Credentials: the pair a ban rule watches.
+    watched = watch(request, rule, who.ip) if rule is not None else None
+    base = key_base(config)
+    now = runtime.wall_clock()
+    if watched is not None and not watched.rule.extend_on_attempt:
+        seconds_left = ban_stage.ban_in_force(watched, snapshot, now)
+        if seconds_left is not None:
+            # A ban the database records: denied without calling the store.
+            decision = ban_stage.banned_decision(watched, base, seconds_left, now)
+            return from_decision(decision, group, watched)
+    # 4. Specs: the limits that apply, and the pair's ban checks.
+    specs = cached_specs(snapshot, group, who, config)
+    if watched is not None:
+        specs = specs + ban_specs(watched, base)
+    if not specs:
+        return Verdict(decision=None, group=group)
+    # 5. One counter-store call, reconciled with the ban rows.
+    verdict = _decide(request, specs, group, snapshot, cost, config)
+    if watched is None or verdict.decision is None:
+        return verdict
+    settlement = ban_stage.settle(watched, snapshot, verdict.decision, base, now)
+    if settlement.check_again:
+        # The store held a ban lifted while it was down: cleared now, so ask once more.
+        verdict = _decide(request, specs, group, snapshot, cost, config)
+        return replace(verdict, watched=watched)
+    return from_decision(settlement.decision, group, watched)
+
+
+def _decide(
+    request: HttpRequest,
+    specs: list[LimitSpec],
+    group: str | None,
+    snapshot: PolicySnapshot,
+    cost: int,
+    config: dict[str, Any],
+) -> Verdict:
+    """One backend call for ``specs`` (none for a key known to be over its limit), with
+    the failure mode applied."""
+    denials, revision = runtime.get_denials(), snapshot.revision
+    local_now = runtime.local_clock()
+    decision = denials.lookup(specs, revision, local_now) if denials is not None else None
+    if decision is None:
+        try:
+            decision = runtime.get_backend().check(specs, cost, now=runtime.now_us())
+        except BackendUnavailable:
+            return unavailable(group, config)
+        if denials is not None and not decision.allowed:
+            denials.record(decision, revision, cost, local_now)
+        if decision.policy_revision is not None:
+            runtime.get_snapshot_holder().note_remote_revision(decision.policy_revision)
+    if not decision.allowed:
+        _report_throttled(request, decision, group)
+    return from_decision(decision, group)
+
+
+def _report_throttled(request: HttpRequest, decision: Decision, group: str | None) -> None:
+    binding = decision.binding
+    # The limit's name and numbers only: no key, address, API key or credential.
+    logger.info(
+        "Throttled %s %s: group=%s limit=%s retry_after=%.3fs",
+        request.method,
+        request.path_info[:200],
+        group,
+        binding.spec.name if binding else "",
+        decision.retry_after,
+    )
+    request_throttled.send(sender=Verdict, request=request, decision=decision, group=group)
+
+
+def feed_back(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """After the view: count a watched request's failure status (once, whichever surface
+    calls first), then set the rate-limit headers of its Verdict on ``response``."""
+    verdict: Verdict | None = getattr(request, VERDICT_ATTRIBUTE, None)
+    if verdict is None:
+        return response
+    # Requests the limiter itself refused are not the view's answers.
+    watched = verdict.watched if verdict.allowed else None
+    if watched is not None and not getattr(request, FED_BACK_ATTRIBUTE, False):
+        setattr(request, FED_BACK_ATTRIBUTE, True)
+        ban_stage.record_response(watched, response.status_code)
+    if verdict.decision is not None:
+        config = get_config()
+        responses.add_headers(response, verdict.decision, config)
+        if response.status_code == 429 and config["BODY"] == "problem":
+            response["Content-Type"] = "application/problem+json"
+    return response

@@ -1,0 +1,68 @@
+"""The limit specs of a request: its limits, keyed by the parties they count."""
+
+from typing import Any
+
+from ratelimit_app import hashing
+from ratelimit_app.counters.algorithms import LimitSpec
+from ratelimit_app.counters.base import key_base
+from ratelimit_app.identity import Identity
+from ratelimit_app.policy import LimitEntry, PolicySnapshot
+
+ALGORITHM_LETTERS = {"gcra": "g", "sliding_window": "s", "fixed_window": "f"}
+SPEC_CACHE_SIZE = 50_000
+
+
+def _identity_value(scope: str, who: Identity) -> int | str | None:
+    if scope == "tenant":
+        return who.tenant.id if who.tenant else None
+    if scope == "api_key":
+        return who.api_key_id
+    if scope == "ip":
+        return who.ip
+    return who.user_id
+
+
+def cached_specs(
+    snapshot: PolicySnapshot, group: str | None, who: Identity, config: dict[str, Any]
+) -> list[LimitSpec]:
+    """build_specs for the limits of ``group`` and ``who``, memoized on the snapshot (so a
+    policy edit starts afresh) and bounded."""
+    tenant_id = who.tenant.id if who.tenant else None
+    cache_key = (group, tenant_id, who.ip, who.api_key_id, who.user_id)
+    cache = snapshot.spec_cache
+    specs = cache.get(cache_key)
+    if specs is None:
+        if len(cache) >= SPEC_CACHE_SIZE:
+            cache.clear()
+        specs = build_specs(snapshot.limits_for(group, who.tenant), who, config)
+        cache[cache_key] = specs
+    return specs
+
+
+def build_specs(
+    limits: tuple[LimitEntry, ...], who: Identity, config: dict[str, Any]
+) -> list[LimitSpec]:
+    """LimitSpecs for the limits that can be counted for ``who``.
+
+    A limit whose party is unknown (a tenant limit on an anonymous request, say)
+    does not apply. Identities enter keys only as keyed hashes.
+    """
+    prefix = key_base(config)
+    specs = []
+    for limit in limits:
+        value = _identity_value(limit.scope, who)
+        if value is None:
+            continue
+        party = hashing.short_hash("identity", f"{limit.scope}:{value}")
+        specs.append(
+            LimitSpec(
+                key=f"{prefix}:{limit.id}{ALGORITHM_LETTERS[limit.algorithm]}:{party}",
+                algorithm=limit.algorithm,
+                rate=limit.rate,
+                period=limit.period,
+                burst=limit.burst,
+                shadow=limit.shadow,
+                name=f"{limit.group}-{limit.scope}-{limit.period}s",
+            )
+        )
+    return specs

@@ -1,0 +1,65 @@
+"""Verdict: what the pipeline decided for one request, and the response of a denial."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpResponse
+
+from ratelimit_app import responses
+from ratelimit_app.bans.watch import BanWatch
+from ratelimit_app.counters.base import Decision
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What happened to one request: its Decision, or why there is none.
+
+    ``decision`` is None when no limit applies or the counter store failed
+    (``unavailable``); ``allowed`` already folds in the failure mode. ``watched`` is the
+    ban stage's view of a watched token request, for failure counting after the view.
+    """
+
+    decision: Decision | None
+    group: str | None
+    allowed: bool = True
+    unavailable: bool = False
+    retry_after: float = 0.0
+    watched: BanWatch | None = None
+
+
+NOT_LIMITED = Verdict(decision=None, group=None)
+
+
+def from_decision(
+    decision: Decision, group: str | None, watched: BanWatch | None = None
+) -> Verdict:
+    """The Verdict of a Decision the counter store (or the ban rows) gave."""
+    return Verdict(
+        decision=decision,
+        group=group,
+        allowed=decision.allowed,
+        retry_after=decision.retry_after,
+        watched=watched,
+    )
+
+
+def unavailable(group: str | None, config: dict[str, Any]) -> Verdict:
+    """The Verdict when the counter store cannot answer: FAILURE_MODE decides."""
+    if config["FAILURE_MODE"] == "closed":
+        return Verdict(
+            decision=None,
+            group=group,
+            allowed=False,
+            unavailable=True,
+            retry_after=float(config["BREAKER_COOLDOWN"]),
+        )
+    return Verdict(decision=None, group=group, unavailable=True)
+
+
+def denial_response(verdict: Verdict, config: dict[str, Any] | None = None) -> HttpResponse | None:
+    """The response that replaces the view for a denied Verdict, or None if allowed."""
+    if verdict.allowed:
+        return None
+    if verdict.unavailable or verdict.decision is None:
+        return responses.unavailable_response(verdict.retry_after)
+    return responses.throttled_response(verdict.decision, config)

@@ -1,0 +1,108 @@
+"""The snapshot's frozen view of each policy row: what a request needs, nothing more."""
+
+import logging
+import re
+from dataclasses import dataclass
+
+from ratelimit_app import paths
+from ratelimit_app.models import BanRule, Limit
+
+logger = logging.getLogger("ratelimit_app")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitEntry:
+    """One enabled limit: a rate per period (a burst for GCRA) counted per ``scope``."""
+
+    id: int
+    group: str
+    scope: str
+    algorithm: str
+    rate: int
+    period: int
+    burst: int | None
+    shadow: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TenantEntry:
+    """A tenant: its tier, and whether its requests count as its own."""
+
+    id: int
+    slug: str
+    tier_id: int
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    """An API key that is not revoked: its stored keyed hash and its tenant."""
+
+    id: int
+    hashed_secret: str
+    tenant_id: int
+
+
+# Compared and hashed by identity: each snapshot has its own entries, so caches keyed on
+# one start afresh after a policy edit (and hashing twelve fields per request is avoided).
+@dataclass(frozen=True, slots=True, eq=False)
+class BanRuleEntry:
+    """A credential-ban rule: which requests it watches and when a pair is banned."""
+
+    id: int
+    group: str | None
+    pattern: re.Pattern[str] | None
+    methods: frozenset[str]
+    statuses: frozenset[int]
+    threshold: int
+    window: int
+    cooldown: int
+    extend_on_attempt: bool
+    reset_on_success: bool
+    client_id_threshold: int | None
+    ip_threshold: int | None
+
+    def watches(self, method: str, path: str, groups: tuple[str | None, ...]) -> bool:
+        """Whether this rule watches a request to ``path`` (normalized) in one of ``groups``."""
+        if method not in self.methods:
+            return False
+        if self.pattern is not None and self.pattern.match(path):
+            return True
+        return self.group is not None and self.group in groups
+
+
+def ban_rule_entry(rule: BanRule) -> BanRuleEntry:
+    """The snapshot's view of an enabled ban rule."""
+    return BanRuleEntry(
+        id=rule.pk,
+        group=rule.group.slug if rule.group is not None else None,
+        pattern=paths.compile_pattern(rule.path) if rule.path else None,
+        methods=rule.method_set(),
+        statuses=rule.status_set(),
+        threshold=rule.threshold,
+        window=rule.window,
+        cooldown=rule.cooldown,
+        extend_on_attempt=rule.extend_on_attempt,
+        reset_on_success=rule.reset_on_success,
+        client_id_threshold=rule.client_id_threshold,
+        ip_threshold=rule.ip_threshold,
+    )
+
+
+def limit_entry(limit: Limit) -> LimitEntry | None:
+    """The snapshot's view of a limit, or None (logged) for one that cannot be counted,
+    such as a row written around the model's validation."""
+    problem = limit.count_problem()
+    if problem is not None:
+        logger.error("Limit %s is skipped: %s.", limit.pk, problem)
+        return None
+    return LimitEntry(
+        id=limit.pk,
+        group=limit.group.slug,
+        scope=limit.scope,
+        algorithm=limit.algorithm,
+        rate=limit.rate,
+        period=limit.period,
+        burst=limit.effective_burst if limit.algorithm == "gcra" else None,
+        shadow=limit.shadow,
+    )

@@ -1,0 +1,88 @@
+"""PolicySnapshot: a frozen, in-memory view of every enabled policy, one per process.
+
+Requests read the snapshot and never the database; ``build.build_snapshot`` makes one
+and ``holder.SnapshotHolder`` keeps a process's snapshot fresh.
+"""
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ratelimit_app import paths
+from ratelimit_app.policy.entries import BanRuleEntry, KeyEntry, LimitEntry, TenantEntry
+
+PATH_CACHE_SIZE = 10_000
+
+
+@dataclass
+class PolicySnapshot:
+    """Everything a request needs to know about policies, without a query."""
+
+    revision: int = 0
+    default_tier_id: int | None = None
+    groups: dict[str, bool] = field(default_factory=dict)  # slug -> applies_to_all
+    global_groups: tuple[str, ...] = ()
+    # (compiled pattern, group slug), most specific first
+    matchers: tuple[tuple[re.Pattern[str], str], ...] = ()
+    tier_limits: dict[tuple[str, int | None], list[LimitEntry]] = field(default_factory=dict)
+    tenant_limits: dict[tuple[str, int | None], list[LimitEntry]] = field(default_factory=dict)
+    tenants: dict[int, TenantEntry] = field(default_factory=dict)
+    tenant_slugs: dict[str, int] = field(default_factory=dict)
+    api_keys: dict[str, KeyEntry] = field(default_factory=dict)  # prefix -> KeyEntry
+    ban_rules: tuple[BanRuleEntry, ...] = ()
+    # (rule_id, fingerprint) -> expires_at, and -> lifted_at (epoch seconds)
+    bans: dict[tuple[int, str], float] = field(default_factory=dict)
+    lifted: dict[tuple[int, str], float] = field(default_factory=dict)
+    has_user_limits: bool = False
+    # Memo of the pipeline's limit specs for this snapshot (enforcement.specs).
+    spec_cache: dict[tuple[Any, ...], list[Any]] = field(default_factory=dict)
+    _cache: dict[Any, Any] = field(default_factory=dict)
+
+    def group_for_path(self, path: str) -> str | None:
+        """The endpoint group whose path patterns match ``path`` (normalized first)."""
+        found = self._cache.get(("path", path), False)
+        if found is False:
+            found = None
+            normalized = paths.normalize_path(path)
+            for pattern, slug in self.matchers:
+                if pattern.match(normalized):
+                    found = slug
+                    break
+            if len(self._cache) >= PATH_CACHE_SIZE:
+                self._cache.clear()
+            self._cache[("path", path)] = found
+        return found
+
+    def limits_for(self, group: str | None, tenant: TenantEntry | None) -> tuple[LimitEntry, ...]:
+        """Limits for a request to ``group`` by ``tenant`` (either may be None): the tier's
+        limits with the tenant's overrides replacing those of the same scope and period,
+        plus the limits of every group that applies to all requests."""
+        cache_key = (group, tenant.id if tenant else None)
+        cached: tuple[LimitEntry, ...] | None = self._cache.get(cache_key)
+        if cached is None:
+            cached = tuple(
+                limit
+                for slug in dict.fromkeys((group, *self.global_groups))
+                if slug is not None
+                for limit in self._group_limits(slug, tenant)
+            )
+            self._cache[cache_key] = cached
+        return cached
+
+    def _group_limits(self, group: str, tenant: TenantEntry | None) -> Sequence[LimitEntry]:
+        tier_id = tenant.tier_id if tenant else self.default_tier_id
+        base = self.tier_limits.get((group, tier_id), [])
+        if tenant is None:
+            return base
+        overrides = self.tenant_limits.get((group, tenant.id), [])
+        replaced = {(o.scope, o.period) for o in overrides}
+        return [*overrides, *(b for b in base if (b.scope, b.period) not in replaced)]
+
+    def recorded_ban(self, rule_id: int, fingerprint: str) -> float | None:
+        """The expiry (epoch seconds) of the pair's ban as the database records it, if any."""
+        return self.bans.get((rule_id, fingerprint))
+
+    def lifted_at(self, rule_id: int, fingerprint: str) -> float | None:
+        """When an operator lifted the pair's ban that would still run, if one did."""
+        return self.lifted.get((rule_id, fingerprint))
