@@ -19,9 +19,13 @@ demo: $(STAMP)
 	$(PY) manage.py demo_setup
 	$(PY) manage.py runserver 127.0.0.1:8000
 
+# Style, the import directions of DESIGN.md (import-linter's contracts in setup.cfg),
+# and the core's types (mypy with django-stubs).
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 
 format: $(STAMP)
 	$(PY) -m ruff format .
