@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extra pip requirement for a matrix leg, e.g. "Django>=6,<7".
 DJANGO_SPEC ?=
 
-.PHONY: demo test test-newest test-reliability lint format bench clean
+.PHONY: demo test test-newest test-reliability lint format bench bench-compare clean
 
 $(STAMP): requirements.txt setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ test-newest:
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) bench/run.py
+
+# This tree's ratelimit_app rows against commit REV's, interleaved in one run (ratios).
+bench-compare: $(STAMP)
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) bench/compare.py $(REV)
 
 clean:
 	rm -rf .venv .venv-newest demo.sqlite3
