@@ -12,7 +12,8 @@ MAX_BODY_BYTES = 64 * 1024
 
 def _from_basic(header: str) -> tuple[str, str] | None:
     scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic" or not encoded:
+    # Header values arrive as latin-1 text: base64 is ASCII, anything else is no pair.
+    if scheme.lower() != "basic" or not encoded or not encoded.isascii():
         return None
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
@@ -30,7 +31,7 @@ def _from_json(request: HttpRequest) -> tuple[str, str] | None:
         return None
     try:
         data = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: RecursionError
         return None
     if not isinstance(data, dict):
         return None

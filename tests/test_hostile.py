@@ -134,3 +134,29 @@ def test_stored_client_ids_escape_control_characters():
     assert storable_client_id("nul\x00byte\n") == "nul\\x00byte\\x0a"
     assert storable_client_id("ünïcødé") == "ünïcødé"
     assert len(storable_client_id("c" * 100_000)) == 200
+
+
+def test_sixty_kilobytes_of_brackets_as_a_json_token_request_are_the_views_400(client, demo_data):
+    # json.loads raises RecursionError (not ValueError) on deep nesting.
+    reply = client.post("/connect/token", "[" * 60_000, content_type="application/json")
+    assert reply.status_code == 400
+
+
+@pytest.mark.parametrize("encoded", ["\xff\xfe\xfd", "ZG90LWNsaWVudDp3cm9uZzE=\xe9", "é:é"])
+def test_basic_credentials_with_non_ascii_bytes_are_not_a_500(client, demo_data, encoded):
+    # A WSGI server hands header bytes over as latin-1 text: any byte can arrive.
+    reply = client.post("/connect/token", HTTP_AUTHORIZATION=f"Basic {encoded}")
+    assert reply.status_code == 400
+
+
+def test_a_lone_surrogate_in_a_json_client_id_is_banned_and_the_ban_is_a_row(client, demo_data):
+    from ratelimit_app.models import CredentialBan
+
+    body = '{"client_id": "demo-\\ud800", "client_secret": "wrong"}'
+    statuses = [
+        client.post("/connect/token", body, content_type="application/json").status_code
+        for _ in range(6)
+    ]
+    assert statuses == [400] * 5 + [429]
+    ban = CredentialBan.objects.get()
+    assert ban.client_id == "demo-\\ud800"  # escaped for display, as control characters are

@@ -35,8 +35,10 @@ def from_us(value: int) -> datetime.datetime:
 
 def storable_client_id(client_id: str) -> str:
     """The client_id as shown to operators: control characters (NUL included, which
-    PostgreSQL refuses) escaped, at most 200 characters."""
-    return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", client_id[:200])[:200]
+    PostgreSQL refuses) and lone surrogates (which no database encodes) escaped, at most
+    200 characters."""
+    visible = CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", client_id[:200])
+    return visible.encode("utf-8", "backslashreplace").decode("utf-8")[:200]
 
 
 def create_ban(
