@@ -193,3 +193,13 @@ def _bump_revision():
     from ratelimit_app.policy import revision
 
     revision.bump()
+
+
+def test_the_acp_url_cannot_pick_its_way_out_of_a_limit(client, demo_data):
+    # /acp/ADMIN/ping is the admin group's endpoint, counted with /acp/admin/ping.
+    key = {"HTTP_X_API_KEY": demo_data["free"]}
+    lower = client.get("/acp/admin/ping", **key)
+    upper = client.get("/acp/ADMIN/ping", **key)
+    assert upper["X-RateLimit-Limit"] == lower["X-RateLimit-Limit"] == "50"
+    assert int(upper["X-RateLimit-Remaining"]) == int(lower["X-RateLimit-Remaining"]) - 1
+    assert client.get("/acp/nosuchgroup/ping", **key).status_code == 404

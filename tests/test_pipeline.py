@@ -42,3 +42,17 @@ def test_a_drf_view_behind_the_middleware_makes_one_store_call(client, demo_data
     assert reply.status_code == 200
     assert check.call_count == 1
     assert reply["X-RateLimit-Limit"]  # the middleware still sets the headers
+
+
+@override_settings(ROOT_URLCONF="tests.pipeline_urls")
+def test_a_view_naming_an_unknown_group_gets_its_paths_group_and_is_logged_once(
+    client, demo_data, caplog
+):
+    key = {"HTTP_X_API_KEY": demo_data["free"]}
+    with caplog.at_level("WARNING", logger="ratelimit_app"):
+        replies = [client.get("/acp/admin/misnamed", **key) for _ in range(3)]
+    admin = client.get("/acp/admin/ping", **key)
+    # The admin group's limit (tenant-api-group-tiers.md: 50 at once for free), one counter.
+    assert replies[0]["X-RateLimit-Limit"] == admin["X-RateLimit-Limit"] == "50"
+    assert int(admin["X-RateLimit-Remaining"]) == int(replies[0]["X-RateLimit-Remaining"]) - 3
+    assert caplog.text.count("names the unknown endpoint group 'no-such-group'") == 1

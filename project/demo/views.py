@@ -4,7 +4,7 @@ import hmac
 import secrets
 
 from django.conf import settings
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from rest_framework.response import Response
@@ -52,11 +52,18 @@ class OtpTestView(GroupView):
     http_method_names = ["post", "options"]
 
 
+ACP_GROUPS = ("admin", "developer", "public", "oauth2", "openbanking", "web", "system")
+
+
 class AcpGroupView(GroupView):
-    """``/acp/<group>/ping``: one endpoint per ACP API group."""
+    """``/acp/<group>/ping``: one endpoint per ACP API group; the URL picks one of
+    ACP_GROUPS (in any case, as the path patterns match), never a group of its own."""
 
     def initial(self, request, *args, **kwargs):
-        self.ratelimit_group = kwargs["group"]
+        group = kwargs["group"].lower()
+        if group not in ACP_GROUPS:
+            raise Http404("No such API group.")
+        self.ratelimit_group = group
         super().initial(request, *args, **kwargs)
 
 

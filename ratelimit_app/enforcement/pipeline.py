@@ -27,6 +27,9 @@ logger = logging.getLogger("ratelimit_app")
 
 VERDICT_ATTRIBUTE = "_ratelimit_verdict"
 FED_BACK_ATTRIBUTE = "_ratelimit_fed_back"
+# Unknown group names already logged (bounded: a view may take its name from the URL).
+_REPORTED_UNKNOWN: set[str] = set()
+MAX_REPORTED_UNKNOWN = 256
 
 
 @overload
@@ -76,7 +79,11 @@ def _resolve(
 ) -> Verdict | None:
     config = get_config()
     snapshot = runtime.get_snapshot()
-    # 1. Route: the endpoint group (the view's, else its path patterns').
+    # 1. Route: the endpoint group the view names, else (or if it names no known
+    # group: a view cannot name its way out of a limit) its path patterns'.
+    if named_group is not None and named_group not in snapshot.groups:
+        _report_unknown_group(named_group)
+        named_group = None
     path_group = None
     if not named_group or snapshot.ban_rules:
         path_group = snapshot.group_for_path(request.path_info)
@@ -110,14 +117,26 @@ def _resolve(
         return Verdict(decision=None, group=group)
     # 5. One counter-store call, reconciled with the ban rows.
     verdict = _decide(request, specs, group, snapshot, cost, config)
-    if watched is None or verdict.decision is None:
+    if watched is None:
         return verdict
+    if verdict.decision is None:  # the store failed: its failures are still tried after
+        return replace(verdict, watched=watched)
     settlement = ban_stage.settle(watched, snapshot, verdict.decision, base, now)
     if settlement.check_again:
         # The store held a ban lifted while it was down: cleared now, so ask once more.
         verdict = _decide(request, specs, group, snapshot, cost, config)
         return replace(verdict, watched=watched)
     return from_decision(settlement.decision, group, watched)
+
+
+def _report_unknown_group(name: str) -> None:
+    if name in _REPORTED_UNKNOWN or len(_REPORTED_UNKNOWN) >= MAX_REPORTED_UNKNOWN:
+        return
+    _REPORTED_UNKNOWN.add(name)
+    logger.warning(
+        "A view names the unknown endpoint group %r; its path patterns decide instead.",
+        name[:100],
+    )
 
 
 def _decide(
