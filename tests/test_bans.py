@@ -371,3 +371,18 @@ def test_ietf_headers_list_limits_not_the_ban_check(client, demo_data, settings)
     response = token(client)
     assert response["RateLimit-Policy"]  # the token endpoint's limits are listed
     assert "ban-" not in response["RateLimit-Policy"] + response["RateLimit"]
+
+
+def test_an_outage_is_logged_when_failure_counting_stops_and_starts_not_per_request(
+    client, demo_data, clock, caplog, request, settings
+):
+    assert token(client).status_code == 400  # counted: the store answers
+    working = settings.RATELIMIT_APP
+    request.getfixturevalue("redis_down")
+    with caplog.at_level(logging.WARNING, logger="ratelimit_app.bans"):
+        for _ in range(10):
+            assert token(client).status_code == 400  # fail-open: the view answers
+        settings.RATELIMIT_APP = working
+        assert token(client).status_code == 400
+    assert caplog.text.count("Token failures are not counted") == 1
+    assert caplog.text.count("Token failures are counted again") == 1

@@ -22,6 +22,25 @@ from ratelimit_app.policy import PolicySnapshot
 logger = logging.getLogger("ratelimit_app.bans")
 
 
+class _Outage:
+    """Whether failure counting is failing now: logged when that starts and ends, not
+    once per request."""
+
+    failing = False
+
+    def note(self, failing: bool) -> None:
+        if failing == self.failing:
+            return
+        self.failing = failing
+        if failing:
+            logger.warning("Token failures are not counted: the counter store is unavailable.")
+        else:
+            logger.warning("Token failures are counted again: the counter store is back.")
+
+
+_outage = _Outage()
+
+
 class Settlement(NamedTuple):
     """The store's Decision reconciled with the database; ``check_again`` when the store
     held a ban an operator had lifted, now cleared."""
@@ -97,7 +116,9 @@ def record_response(watched: BanWatch, status: int) -> None:
             pair_counter = failure_counters(watched, base)[0]
             runtime.get_backend().clear([pair_counter.failure_key])
     except BackendUnavailable:
-        logger.warning("Could not count a token failure: the counter store is unavailable.")
+        _outage.note(failing=True)
+        return
+    _outage.note(failing=False)
 
 
 def _record_failure(watched: BanWatch, base: str) -> None:
