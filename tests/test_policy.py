@@ -240,3 +240,38 @@ def test_a_burst_of_revisions_costs_one_rebuild_per_interval(settings):
         if holder.snapshot is not before:
             rebuilt.append((clock[0], len(queries)))
     assert [round(at, 1) for at, _ in rebuilt] == [1.0, 2.0]  # once a second, not 44 times
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_requests_are_served_and_limited_while_the_database_refuses(
+    client, demo_data, settings, caplog
+):
+    """PostgreSQL refusing connections (a real refusal: the connection is pointed at a
+    port where nothing listens) must not turn requests into 500s: the last good
+    snapshot keeps limiting, the failure is logged once and retried with backoff."""
+    from django.db import connections
+
+    from ratelimit_app import runtime
+    from ratelimit_app.policy import revision
+    from tests.services import free_port
+
+    key = {"HTTP_X_API_KEY": demo_data["free"]}
+    assert client.get("/acp/admin/ping", **key)["X-RateLimit-Limit"] == "50"
+    # A newer revision in the store: every check now asks for a rebuild.
+    runtime.publish_revision(revision.current() + 1)
+    database = connections["default"]
+    real_port = database.settings_dict["PORT"]
+    database.close()
+    database.settings_dict["PORT"] = str(free_port())
+    try:
+        with caplog.at_level("WARNING", logger="ratelimit_app"):
+            replies = [client.get("/acp/admin/ping", **key) for _ in range(60)]
+            missing = client.get("/no/such/page", **key)
+    finally:
+        database.close()
+        database.settings_dict["PORT"] = real_port
+    assert [r.status_code for r in replies] == [200] * 49 + [429] * 11  # 50 with the first
+    assert replies[0]["X-RateLimit-Limit"] == "50"  # the admin group's burst, still applied
+    assert missing.status_code == 404
+    assert caplog.text.count("Policy snapshot not refreshed") == 1

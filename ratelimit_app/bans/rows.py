@@ -121,8 +121,13 @@ def record_extension(watched: BanWatch, new_expiry: float, recorded_expiry: floa
     minute, so that the row stays the truth if the store is flushed."""
     if new_expiry - recorded_expiry < EXTENSION_SYNC_SECONDS:
         return
-    CredentialBan.objects.filter(
-        rule_id=watched.rule.id, fingerprint=watched.fingerprint, lifted_at__isnull=True
-    ).active().update(expires_at=from_us(int(new_expiry * US)))
-    revision.bump()
+    try:
+        with transaction.atomic():
+            CredentialBan.objects.filter(
+                rule_id=watched.rule.id, fingerprint=watched.fingerprint, lifted_at__isnull=True
+            ).active().update(expires_at=from_us(int(new_expiry * US)))
+            revision.bump()
+    except DatabaseError:
+        logger.exception("Could not extend a credential ban's row; it holds in the counter store.")
+        return
     runtime.get_snapshot_holder().invalidate()

@@ -6,17 +6,26 @@ worker within about a second without a restart. With a counter store that tells 
 revisions (Redis), the database is asked only every POLICY_FALLBACK_INTERVAL.
 """
 
+import logging
 import threading
 import time
 from collections.abc import Callable
+
+from django.db import DatabaseError
 
 from ratelimit_app.conf import get_config
 from ratelimit_app.policy import revision
 from ratelimit_app.policy.build import build_snapshot
 from ratelimit_app.policy.snapshot import PolicySnapshot
 
+logger = logging.getLogger("ratelimit_app")
+
 # publish(number, only_if_missing): makes a revision known through the counter store.
 Publisher = Callable[[int, bool], None]
+# After a failed refresh (the database down), wait this long before the next attempt,
+# doubling up to the maximum: requests meanwhile use the last good snapshot.
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
 
 
 def _no_publisher(number: int, only_if_missing: bool) -> None:
@@ -38,6 +47,10 @@ class SnapshotHolder:
         self.republished_at = float("-inf")
         self.built_at = float("-inf")
         self.rebuild_at: float | None = None
+        self.failed_refreshes = 0
+        self.retry_at: float | None = None
+        # True while the snapshot is the empty stand-in of a process that never built one.
+        self.placeholder = False
         self._lock = threading.Lock()
 
     def _interval(self, now: float) -> float:
@@ -90,16 +103,45 @@ class SnapshotHolder:
         return self.snapshot
 
     def _due(self, now: float) -> bool:
+        if self.retry_at is not None and now < self.retry_at:
+            return False  # the last refresh failed: wait out its backoff
         if self.rebuild_at is not None and now >= self.rebuild_at:
             return True
         return now - self.checked_at >= self._interval(now)
 
     def _refresh(self, now: float) -> None:
-        if self.snapshot is None or revision.current() != self.snapshot.revision:
-            self.snapshot = build_snapshot()
-            self.built_at = now
+        """Rebuild if the revision moved. A database error is never raised into the
+        request: the last good snapshot stays (an empty one if there was none yet)."""
+        try:
+            held = None if self.placeholder else self.snapshot
+            if held is None or revision.current() != held.revision:
+                self.snapshot = build_snapshot()
+                self.built_at, self.placeholder = now, False
+        except DatabaseError as exc:
+            self._refresh_failed(now, exc)
+            return
+        if self.failed_refreshes:
+            logger.warning(
+                "Policy snapshot refreshed again after %d failed attempts.", self.failed_refreshes
+            )
+            self.failed_refreshes, self.retry_at = 0, None
         self.checked_at = now
         self.rebuild_at = None
+
+    def _refresh_failed(self, now: float, exc: DatabaseError) -> None:
+        self.failed_refreshes += 1
+        wait = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (self.failed_refreshes - 1))
+        self.retry_at = now + wait
+        if self.failed_refreshes == 1:
+            logger.error(
+                "Policy snapshot not refreshed (%s); %s until the database answers.",
+                type(exc).__name__,
+                "requests use the last good snapshot"
+                if self.snapshot is not None
+                else "no policy applies",
+            )
+        if self.snapshot is None:
+            self.snapshot, self.placeholder = PolicySnapshot(), True
 
     def invalidate(self) -> None:
         """Rebuild on the next request (used after this process itself changed a policy)."""
