@@ -97,7 +97,12 @@ REST_FRAMEWORK = {
 # Development-only OAuth2 client of the demo's /connect/token.
 DEMO_OAUTH_CLIENTS = {"demo-client": "demo-secret"}
 # django-oauth-toolkit serves /o/token/ too (its demo client is made by demo_setup).
-OAUTH2_PROVIDER = {"ACCESS_TOKEN_EXPIRE_SECONDS": 3600}
+OAUTH2_PROVIDER = {
+    "ACCESS_TOKEN_EXPIRE_SECONDS": 3600,
+    # Credential bans inside the toolkit's own client authentication (token,
+    # revoke_token, introspect), with the pair the toolkit parses.
+    "OAUTH2_VALIDATOR_CLASS": "ratelimit_app.contrib.oauth_toolkit.RateLimitedOAuth2Validator",
+}
 
 AUTH_PASSWORD_VALIDATORS = []
 LANGUAGE_CODE = "en-us"

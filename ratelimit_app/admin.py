@@ -150,13 +150,14 @@ class BanRuleAdmin(admin.ModelAdmin):
         "group",
         "path",
         "methods",
+        "counted_by",
         "failure_statuses",
         "threshold",
         "window",
         "cooldown",
         "enabled",
     )
-    list_filter = ("enabled",)
+    list_filter = ("enabled", "counted_by")
 
 
 class BanStatusFilter(admin.SimpleListFilter):

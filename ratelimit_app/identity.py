@@ -1,6 +1,7 @@
 """Who is asking: client IP (trusting only configured proxies), API key, user, tenant."""
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -61,7 +62,7 @@ def _is_trusted(address: Address, networks: tuple[Network, ...]) -> bool:
     return any(address in network for network in networks)
 
 
-def client_ip(meta: dict[str, Any], proxies: Any = (), ipv6_prefix: int = 64) -> str | None:
+def client_ip(meta: Mapping[str, Any], proxies: Any = (), ipv6_prefix: int = 64) -> str | None:
     """The client's IP bucket for a request's META (see _client_ip); memoized."""
     return _client_ip(
         meta.get("REMOTE_ADDR") or "",

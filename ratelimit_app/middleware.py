@@ -62,6 +62,14 @@ class RateLimitMiddleware:
         verdict = _check_before_view(request, view_func)
         return enforcement.denial_response(verdict) if verdict is not None else None
 
+    def process_exception(
+        self, request: HttpRequest, exception: Exception
+    ) -> HttpResponseBase | None:
+        """A refusal raised inside a view (the toolkit's validator refusing a banned pair
+        outside oauthlib's endpoints) becomes its 429, not a 500."""
+        as_response = getattr(exception, "ratelimit_response", None)
+        return as_response() if callable(as_response) else None
+
     async def _process_view_async(
         self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any
     ) -> HttpResponseBase | None:

@@ -5,7 +5,7 @@ from django.db import transaction
 
 from ratelimit_app import hashing
 from ratelimit_app.catalog import load_catalog
-from ratelimit_app.models import ApiKey, BanRule, Tenant, Tier
+from ratelimit_app.models import ApiKey, BanRule, CountedBy, Tenant, Tier
 
 # Fixed, documented, development-only secrets so that the README's curl lines work.
 DEMO_KEYS = {
@@ -17,8 +17,9 @@ DOT_CLIENT_ID, DOT_CLIENT_SECRET = "dot-client", "dot-secret"
 
 
 def load_third_party_provider():
-    """A django-oauth-toolkit client-credentials application, and a ban rule on its
-    token view (oauthlib answers a bad client with 401, so 400 and 401 count)."""
+    """A django-oauth-toolkit client-credentials application, and a ban rule that counts
+    the toolkit's failed client authentications (through RateLimitedOAuth2Validator);
+    its path lets the middleware refuse a banned pair at /o/token/ before the view."""
     from oauth2_provider.models import Application
 
     if not Application.objects.filter(client_id=DOT_CLIENT_ID).exists():
@@ -35,6 +36,7 @@ def load_third_party_provider():
             path="/o/token",
             methods="POST",
             failure_statuses="400,401",
+            counted_by=CountedBy.CLIENT_AUTHENTICATION,
             threshold=5,
             window=600,
             cooldown=600,

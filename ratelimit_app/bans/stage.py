@@ -108,11 +108,22 @@ def _lifted_while_store_was_down(
 def record_response(watched: BanWatch, status: int) -> None:
     """After the view: count a failure status, or clear the count on success if the rule
     says so. A store outage is logged: the request has its answer already."""
+    if not watched.rule.counts_statuses:
+        return  # the toolkit's validator counts client authentications
+    if status in watched.rule.statuses:
+        record_outcome(watched, failed=True)
+    elif 200 <= status < 300:
+        record_outcome(watched, failed=False)
+
+
+def record_outcome(watched: BanWatch, failed: bool) -> None:
+    """Count a failure of the watched pair, or on a success clear its count if the rule
+    says so. A store outage is logged when it starts and ends."""
     base = key_base(get_config())
     try:
-        if status in watched.rule.statuses:
+        if failed:
             _record_failure(watched, base)
-        elif 200 <= status < 300 and watched.rule.reset_on_success:
+        elif watched.rule.reset_on_success:
             pair_counter = failure_counters(watched, base)[0]
             runtime.get_backend().clear([pair_counter.failure_key])
     except BackendUnavailable:

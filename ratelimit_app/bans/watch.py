@@ -53,7 +53,11 @@ def watch(request: HttpRequest, rule: BanRuleEntry, ip: str | None) -> BanWatch 
     pair = client_credentials(request)
     if pair is None:
         return None
-    client_id, secret = pair
+    return watch_pair(rule, *pair, ip)
+
+
+def watch_pair(rule: BanRuleEntry, client_id: str, secret: str, ip: str | None) -> BanWatch:
+    """The BanWatch of a pair parsed elsewhere (by an OAuth2 provider, say)."""
     return BanWatch(
         rule=rule,
         client_id=client_id,

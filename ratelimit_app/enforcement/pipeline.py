@@ -180,6 +180,12 @@ def _report_throttled(request: HttpRequest, decision: Decision, group: str | Non
     request_throttled.send(sender=Verdict, request=request, decision=decision, group=group)
 
 
+def _denied_downstream(response: HttpResponseBase) -> bool:
+    """A 429 made after the pipeline allowed the request (the toolkit's validator refusing
+    a banned pair) carries its own figures: they are not overwritten."""
+    return response.status_code == 429 and response.has_header("Retry-After")
+
+
 def feed_back(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
     """After the view: count a watched request's failure status (once, whichever surface
     calls first), then set the rate-limit headers of its Verdict on ``response``."""
@@ -191,7 +197,7 @@ def feed_back(request: HttpRequest, response: HttpResponseBase) -> HttpResponseB
     if watched is not None and not getattr(request, FED_BACK_ATTRIBUTE, False):
         setattr(request, FED_BACK_ATTRIBUTE, True)
         ban_stage.record_response(watched, response.status_code)
-    if verdict.decision is not None:
+    if verdict.decision is not None and not (verdict.allowed and _denied_downstream(response)):
         config = get_config()
         responses.add_headers(response, verdict.decision, config)
         if response.status_code == 429 and config["BODY"] == "problem":

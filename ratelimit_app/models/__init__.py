@@ -1,6 +1,6 @@
 """The app's models: policies (tiers, tenants, groups, limits, keys) and bans."""
 
-from ratelimit_app.models.bans import BanRule, CredentialBan, CredentialBanQuerySet
+from ratelimit_app.models.bans import BanRule, CountedBy, CredentialBan, CredentialBanQuerySet
 from ratelimit_app.models.policies import (
     Algorithm,
     ApiKey,
@@ -18,6 +18,7 @@ __all__ = [
     "ApiKey",
     "ApiKeyManager",
     "BanRule",
+    "CountedBy",
     "CredentialBan",
     "CredentialBanQuerySet",
     "EndpointGroup",

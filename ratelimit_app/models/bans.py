@@ -13,6 +13,14 @@ from ratelimit_app.models.policies import EndpointGroup
 STATUS_LIST_RE = re.compile(r"^\s*[1-5]\d\d(\s*,\s*[1-5]\d\d)*\s*$")
 
 
+class CountedBy(models.TextChoices):
+    STATUS = "status", "the view's failure statuses (the middleware)"
+    CLIENT_AUTHENTICATION = (
+        "client_authentication",
+        "failed client authentications (the django-oauth-toolkit validator)",
+    )
+
+
 class BanRule(models.Model):
     """Which token endpoint is watched, and how many failures ban a credential pair."""
 
@@ -28,6 +36,17 @@ class BanRule(models.Model):
     methods = models.CharField(max_length=64, default="POST")
     failure_statuses = models.CharField(
         max_length=64, default="400", help_text="Comma-separated HTTP statuses counted as failures."
+    )
+    counted_by = models.CharField(
+        "failures are",
+        max_length=24,
+        choices=CountedBy.choices,
+        default=CountedBy.STATUS,
+        help_text="Statuses: the middleware counts the watched view's failure statuses. "
+        "Client authentications: ratelimit_app.contrib.oauth_toolkit's validator counts "
+        "every failed client authentication of django-oauth-toolkit (token, revoke_token, "
+        "introspect) with the pair the toolkit parsed, and checks the ban before the secret "
+        "is hashed; the path or group above then only scopes the middleware's early check.",
     )
     threshold = models.PositiveIntegerField(default=5)
     window = models.PositiveIntegerField(default=600, help_text="Seconds failures are counted.")

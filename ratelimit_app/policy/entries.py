@@ -61,6 +61,14 @@ class BanRuleEntry:
     reset_on_success: bool
     client_id_threshold: int | None
     ip_threshold: int | None
+    # "status" (the middleware counts statuses) or "client_authentication" (the
+    # django-oauth-toolkit validator counts failed client authentications).
+    counted_by: str = "status"
+
+    @property
+    def counts_statuses(self) -> bool:
+        """Whether the view's failure statuses are the failures counted."""
+        return self.counted_by == "status"
 
     def watches(self, method: str, path: str, groups: tuple[str | None, ...]) -> bool:
         """Whether this rule watches a request to ``path`` (normalized) in one of ``groups``."""
@@ -86,6 +94,7 @@ def ban_rule_entry(rule: BanRule) -> BanRuleEntry:
         reset_on_success=rule.reset_on_success,
         client_id_threshold=rule.client_id_threshold,
         ip_threshold=rule.ip_threshold,
+        counted_by=rule.counted_by,
     )
 
 

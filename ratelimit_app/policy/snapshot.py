@@ -79,6 +79,11 @@ class PolicySnapshot:
         replaced = {(o.scope, o.period) for o in overrides}
         return [*overrides, *(b for b in base if (b.scope, b.period) not in replaced)]
 
+    @property
+    def client_authentication_rule(self) -> BanRuleEntry | None:
+        """The first enabled rule that counts failed client authentications, if any."""
+        return next((r for r in self.ban_rules if not r.counts_statuses), None)
+
     def recorded_ban(self, rule_id: int, fingerprint: str) -> float | None:
         """The expiry (epoch seconds) of the pair's ban as the database records it, if any."""
         return self.bans.get((rule_id, fingerprint))

@@ -1,0 +1,1 @@
+"""Integrations with third-party packages (imported only by projects that use them)."""

@@ -1,0 +1,106 @@
+"""Credential bans inside django-oauth-toolkit's own client authentication.
+
+Set ``OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"] =
+"ratelimit_app.contrib.oauth_toolkit.RateLimitedOAuth2Validator"`` (or mix
+``BanCheckingValidatorMixin`` into your own validator) and give a ban rule
+"failures are: client authentications". Then every client authentication of the
+toolkit (token, revoke_token, introspect) checks the ban of the pair *the toolkit
+parsed*, before its secret is hashed, and counts the failures: stray characters in a
+Basic header, a decoy Basic header with the real pair in the body, or any other
+encoding reach the same ban. A banned pair gets 429 with ``Retry-After`` and the
+configured body, as from the middleware.
+"""
+
+import json
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.http import HttpResponse, JsonResponse
+from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+
+from ratelimit_app import enforcement, responses
+
+
+class CredentialPairBanned(OAuth2Error):
+    """429 for a banned pair; oauthlib's endpoints turn it into the response."""
+
+    error = "rate_limit_exceeded"
+    status_code = 429
+
+    def __init__(self, decision: enforcement.Decision, request: Any = None) -> None:
+        super().__init__(description="Too many failed client authentications.", request=request)
+        self.body, _content_type, self.seconds = responses.throttled_payload(decision)
+        self.limit_headers = responses.rate_limit_headers(decision)
+
+    @property
+    def json(self) -> str:
+        """The configured 429 body (the same as the middleware's)."""
+        return json.dumps(self.body)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """``Retry-After`` and the rate-limit headers of the ban."""
+        return {**self.limit_headers, "Retry-After": str(self.seconds)}
+
+    def ratelimit_response(self) -> HttpResponse:
+        """The 429 itself, for views that call the validator outside oauthlib's
+        endpoints (the toolkit's introspect view): RateLimitMiddleware sends it."""
+        response = JsonResponse(self.body, status=429)
+        for name, value in self.headers.items():
+            response[name] = value
+        return response
+
+
+@dataclass
+class _Attempt:
+    """One call of authenticate_client: the request's META and the client_id in hand."""
+
+    meta: Any
+    client_id: str | None = None
+    checked: list[tuple[str, str, bool]] = field(default_factory=list)
+
+
+# The authentication in progress in this thread or task (the toolkit's _check_secret
+# is not given the request).
+_attempt: ContextVar[_Attempt | None] = ContextVar("ratelimit_client_authentication", default=None)
+
+
+class BanCheckingValidatorMixin:
+    """Checks and counts credential bans where the toolkit authenticates a client."""
+
+    def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
+        """The toolkit's client authentication, with every pair it checks subject to the
+        ban rule: a banned pair raises CredentialPairBanned (429) before its hash."""
+        attempt = _Attempt(meta=request.headers)
+        token = _attempt.set(attempt)
+        try:
+            return bool(super().authenticate_client(request, *args, **kwargs))  # type: ignore[misc]
+        finally:
+            _attempt.reset(token)
+            # Every pair checked counts, a decoy's before a refused pair's included.
+            for client_id, secret, succeeded in attempt.checked:
+                enforcement.record_client_authentication(client_id, secret, attempt.meta, succeeded)
+
+    def _load_application(self, client_id: str, request: Any) -> Any:
+        attempt = _attempt.get()
+        if attempt is not None:
+            attempt.client_id = client_id
+        return super()._load_application(client_id, request)  # type: ignore[misc]
+
+    def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
+        attempt = _attempt.get()
+        if attempt is None or attempt.client_id is None:
+            return bool(super()._check_secret(provided_secret, stored_secret))  # type: ignore[misc]
+        client_id = attempt.client_id
+        refusal = enforcement.refused_pair(client_id, provided_secret, attempt.meta)
+        if refusal is not None:
+            raise CredentialPairBanned(refusal)
+        succeeded = bool(super()._check_secret(provided_secret, stored_secret))  # type: ignore[misc]
+        attempt.checked.append((client_id, provided_secret, succeeded))
+        return succeeded
+
+
+class RateLimitedOAuth2Validator(BanCheckingValidatorMixin, OAuth2Validator):
+    """django-oauth-toolkit's validator with credential bans (OAUTH2_VALIDATOR_CLASS)."""

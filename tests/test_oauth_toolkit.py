@@ -1,0 +1,105 @@
+"""Credential bans inside django-oauth-toolkit's client authentication (its real views,
+through ratelimit_app.contrib.oauth_toolkit's validator, as the demo installs it)."""
+
+import base64
+import time
+from unittest import mock
+
+import pytest
+from oauth2_provider import oauth2_validators
+
+from ratelimit_app import runtime
+from ratelimit_app.models import CredentialBan
+
+pytestmark = pytest.mark.django_db
+
+CLIENT_ID, RIGHT, WRONG = "dot-client", "dot-secret", "wrong1"
+
+
+@pytest.fixture
+def clock():
+    now = [time.time()]
+    runtime.test_clock = lambda: now[0]
+    yield now
+    runtime.test_clock = None
+
+
+def basic(client_id, secret):
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def token(client, secret=WRONG, **extra):
+    data = {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": secret}
+    return client.post("/o/token/", data, **extra)
+
+
+def ban_the_wrong_pair(client):
+    assert [token(client).status_code for _ in range(5)] == [401] * 5
+    assert CredentialBan.objects.filter(client_id=CLIENT_ID).count() == 1
+
+
+def assert_refused(reply):
+    """token-endpoint-credential-bans.md: 429 with Retry-After, the configured body."""
+    assert reply.status_code == 429
+    assert 1 <= int(reply["Retry-After"]) <= 600
+    assert reply.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_stray_characters_in_basic_reach_the_ban_the_toolkit_would_check(client, demo_data, clock):
+    ban_the_wrong_pair(client)
+    # base64 of "dot-client:wrong1" with a "*" inserted: the toolkit skips the stray
+    # character while decoding, the middleware's strict parser finds no pair at all.
+    header = "Basic ZG90*LWNsaWVudDp3cm9uZzE="
+    data = {"grant_type": "client_credentials"}
+    hashing = mock.patch.object(
+        oauth2_validators, "check_password", wraps=oauth2_validators.check_password
+    )
+    with hashing as check_password:
+        replies = [client.post("/o/token/", data, HTTP_AUTHORIZATION=header) for _ in range(10)]
+    for reply in replies:
+        assert_refused(reply)
+    assert check_password.call_count == 0  # refused before the secret is hashed
+
+
+def test_a_decoy_basic_header_does_not_shield_the_pair_in_the_body(client, demo_data, clock):
+    replies = [token(client, HTTP_AUTHORIZATION=basic(CLIENT_ID, f"decoy-{i}")) for i in range(6)]
+    assert [r.status_code for r in replies[:5]] == [401] * 5
+    assert_refused(replies[5])
+    banned = CredentialBan.objects.get()
+    assert banned.client_id == CLIENT_ID and banned.failures == 5
+
+
+def test_revoke_token_and_introspect_refuse_a_banned_pair(client, demo_data, clock):
+    ban_the_wrong_pair(client)
+    revoke = client.post(
+        "/o/revoke_token/",
+        {"token": "whatever", "client_id": CLIENT_ID, "client_secret": WRONG},
+    )
+    assert_refused(revoke)
+    introspect = client.post(
+        "/o/introspect/", {"token": "whatever"}, HTTP_AUTHORIZATION=basic(CLIENT_ID, WRONG)
+    )
+    assert_refused(introspect)
+    # The right secret is another pair (token-endpoint-credential-bans.md): not banned.
+    assert token(client, RIGHT).status_code == 200
+
+
+def test_revoke_token_failures_count_toward_the_ban(client, demo_data, clock):
+    data = {"token": "whatever", "client_id": CLIENT_ID, "client_secret": WRONG}
+    statuses = [client.post("/o/revoke_token/", data).status_code for _ in range(5)]
+    assert 429 not in statuses
+    assert_refused(token(client))
+
+
+def test_a_wrong_user_password_is_not_a_failed_client_authentication(client, demo_data, clock):
+    data = {
+        "grant_type": "password",
+        "username": "admin",
+        "password": "not-the-password",
+        "client_id": CLIENT_ID,
+        "client_secret": RIGHT,
+    }
+    statuses = [client.post("/o/token/", data).status_code for _ in range(6)]
+    assert 429 not in statuses and set(statuses) <= {400, 401}
+    assert token(client, RIGHT).status_code == 200
+    assert not CredentialBan.objects.exists()
