@@ -2,6 +2,7 @@
 
 from django.contrib import admin, messages
 from django.db.models import Count
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -18,6 +19,19 @@ from ratelimit_app.models import (
 )
 
 LIMIT_FIELDS = ("group", "scope", "algorithm", "rate", "period", "burst", "enabled", "shadow")
+# Fields derived from secrets: no lookup may filter on them (a filter such as
+# ?hashed_secret__startswith=0 would read them character by character).
+SECRET_DERIVED_FIELDS = frozenset({"hashed_secret", "fingerprint"})
+ISSUED_ATTRIBUTE = "_ratelimit_issued_keys"
+
+
+class SecretLookupsRefused:
+    """Refuses, for every user, changelist lookups on secret-derived fields (400)."""
+
+    def lookup_allowed(self, lookup, value, request=None):
+        if SECRET_DERIVED_FIELDS & set(lookup.split("__")):
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
 
 class TierLimitInline(admin.TabularInline):
@@ -45,20 +59,39 @@ class ApiKeyInline(admin.TabularInline):
 
 
 def _issue_key(request, key):
-    """Give a new ApiKey its secret and show the secret once, to this operator only."""
+    """Give a new ApiKey its secret, to be shown once in the response page itself (never
+    in a message, which travels in a cookie or the session)."""
     prefix, secret = hashing.new_api_key()
     key.prefix = prefix
     key.hashed_secret = hashing.hash_api_key(secret)
     key.save()
-    messages.warning(
+    issued = getattr(request, ISSUED_ATTRIBUTE, [])
+    issued.append((key, secret))
+    setattr(request, ISSUED_ATTRIBUTE, issued)
+
+
+def _issued_page(request, response):
+    """The page that shows the secrets issued by this request once, or ``response``."""
+    issued = getattr(request, ISSUED_ATTRIBUTE, None)
+    if not issued:
+        return response
+    continue_url = response.get("Location", "../")
+    page = TemplateResponse(
         request,
-        f"API key “{key.name}”: {secret} — copy it now, it is not stored and will not be "
-        "shown again.",
+        "ratelimit_app/admin/api_key_issued.html",
+        {
+            **admin.site.each_context(request),
+            "issued": issued,
+            "continue_url": continue_url,
+            "title": "New API key",
+        },
     )
+    page["Cache-Control"] = "no-store"
+    return page
 
 
 @admin.register(Tier)
-class TierAdmin(admin.ModelAdmin):
+class TierAdmin(SecretLookupsRefused, admin.ModelAdmin):
     list_display = ("name", "is_default", "tenant_count", "description")
     inlines = [TierLimitInline]
 
@@ -71,12 +104,18 @@ class TierAdmin(admin.ModelAdmin):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(SecretLookupsRefused, admin.ModelAdmin):
     list_display = ("name", "slug", "tier", "active", "created_at")
     list_filter = ("tier", "active")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     inlines = [TenantOverrideInline, ApiKeyInline]
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return _issued_page(request, super().response_add(request, obj, post_url_continue))
+
+    def response_change(self, request, obj):
+        return _issued_page(request, super().response_change(request, obj))
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not ApiKey:
@@ -91,7 +130,7 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 @admin.register(EndpointGroup)
-class EndpointGroupAdmin(admin.ModelAdmin):
+class EndpointGroupAdmin(SecretLookupsRefused, admin.ModelAdmin):
     list_display = ("slug", "name", "applies_to_all", "patterns")
     search_fields = ("slug", "name", "path_patterns")
 
@@ -101,7 +140,7 @@ class EndpointGroupAdmin(admin.ModelAdmin):
 
 
 @admin.register(Limit)
-class LimitAdmin(admin.ModelAdmin):
+class LimitAdmin(SecretLookupsRefused, admin.ModelAdmin):
     list_display = (
         "__str__",
         "group",
@@ -121,7 +160,7 @@ class LimitAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(SecretLookupsRefused, admin.ModelAdmin):
     list_display = ("name", "prefix", "tenant", "created_at", "revoked")
     list_filter = ("revoked", "tenant")
     search_fields = ("name", "prefix", "tenant__name")
@@ -134,6 +173,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return super().save_model(request, obj, form, change)
         _issue_key(request, obj)
 
+    def response_add(self, request, obj, post_url_continue=None):
+        return _issued_page(request, super().response_add(request, obj, post_url_continue))
+
     @admin.action(description="Revoke selected API keys")
     def revoke_selected(self, request, queryset):
         for key in queryset.filter(revoked=False):
@@ -144,7 +186,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(BanRule)
-class BanRuleAdmin(admin.ModelAdmin):
+class BanRuleAdmin(SecretLookupsRefused, admin.ModelAdmin):
     list_display = (
         "name",
         "group",
@@ -179,7 +221,7 @@ class BanStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(CredentialBan)
-class CredentialBanAdmin(admin.ModelAdmin):
+class CredentialBanAdmin(SecretLookupsRefused, admin.ModelAdmin):
     list_display = (
         "client_id",
         "short_fingerprint",
@@ -215,6 +257,20 @@ class CredentialBanAdmin(admin.ModelAdmin):
     def has_lift_permission(self, request):
         """The dedicated permission the unban action needs."""
         return request.user.has_perm("ratelimit_app.lift_credentialban")
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting lifts an active ban first: it needs the lift permission as well.
+        return super().has_delete_permission(request, obj) and self.has_lift_permission(request)
+
+    def delete_model(self, request, obj):
+        self.delete_queryset(request, CredentialBan.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        """Lift the active bans among ``queryset`` (clearing them in the counter store),
+        then delete the rows: a deleted ban can no longer deny."""
+        for ban in ban_rows.lift_bans(queryset, user=request.user):
+            self.log_change(request, ban, "Unbanned before deletion")
+        super().delete_queryset(request, queryset)
 
     @admin.display(description="fingerprint")
     def short_fingerprint(self, obj):

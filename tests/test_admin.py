@@ -4,6 +4,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
+from ratelimit_app import hashing
 from ratelimit_app.models import ApiKey, CredentialBan
 from tests.factories import (
     ApiKeyFactory,
@@ -133,16 +134,64 @@ def test_unban_action_refused_for_anonymous(client):
 def test_adding_an_api_key_shows_the_secret_once_and_stores_its_hash(superuser_client):
     tenant = TenantFactory()
     response = superuser_client.post(
-        reverse("admin:ratelimit_app_apikey_add"),
-        {"tenant": tenant.pk, "name": "new"},
-        follow=True,
+        reverse("admin:ratelimit_app_apikey_add"), {"tenant": tenant.pk, "name": "new"}
     )
     key = ApiKey.objects.get(name="new")
-    shown = [str(m) for m in response.context["messages"]]
-    secret = next(word for m in shown for word in m.split() if word.startswith(key.prefix + "."))
+    # Shown in the response page itself: never in a cookie (messages) or the session.
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    secret = shown_secret(response, key)
     assert secret.split(".")[1] not in key.hashed_secret
+    assert not any(secret in morsel.value for morsel in response.cookies.values())
+    assert secret not in str(dict(superuser_client.session))
     page = superuser_client.get(reverse("admin:ratelimit_app_apikey_change", args=[key.pk]))
     assert secret not in page.content.decode()
+
+
+def shown_secret(response, key):
+    import re
+
+    found = re.findall(rf"{key.prefix}\.[A-Za-z0-9_-]+", response.content.decode())
+    assert len(set(found)) == 1
+    assert hashing.api_key_matches(found[0], key.hashed_secret)
+    return found[0]
+
+
+def test_a_key_added_in_the_tenant_page_is_shown_there_once(superuser_client):
+    tenant = TenantFactory()
+    url = reverse("admin:ratelimit_app_tenant_change", args=[tenant.pk])
+    form = {
+        "name": tenant.name,
+        "slug": tenant.slug,
+        "tier": tenant.tier_id,
+        "active": "on",
+        "overrides-TOTAL_FORMS": "0",
+        "overrides-INITIAL_FORMS": "0",
+        "api_keys-TOTAL_FORMS": "1",
+        "api_keys-INITIAL_FORMS": "0",
+        "api_keys-0-name": "from the tenant page",
+    }
+    response = superuser_client.post(url, form)
+    assert response.status_code == 200, response.content.decode()[:2000]
+    key = ApiKey.objects.get(name="from the tenant page")
+    secret = shown_secret(response, key)
+    assert not any(secret in morsel.value for morsel in response.cookies.values())
+
+
+@pytest.mark.parametrize(
+    "model,lookup",
+    [
+        ("apikey", "hashed_secret__startswith=0"),
+        ("apikey", "hashed_secret__regex=^a"),
+        ("credentialban", "fingerprint__startswith=a"),
+        ("credentialban", "fingerprint__regex=^a"),
+        ("tenant", "apikey__hashed_secret__startswith=0"),
+    ],
+)
+def test_no_user_can_filter_on_secret_derived_fields(superuser_client, model, lookup):
+    ApiKeyFactory()
+    CredentialBanFactory()
+    changelist = reverse(f"admin:ratelimit_app_{model}_changelist")
+    assert superuser_client.get(f"{changelist}?{lookup}").status_code == 400
 
 
 def test_ban_rule_and_credential_ban_rows_hold_no_secret():

@@ -386,3 +386,36 @@ def test_an_outage_is_logged_when_failure_counting_stops_and_starts_not_per_requ
         assert token(client).status_code == 400
     assert caplog.text.count("Token failures are not counted") == 1
     assert caplog.text.count("Token failures are counted again") == 1
+
+
+def test_deleting_an_active_ban_in_the_admin_lifts_it_first(admin_client, client, demo_data, clock):
+    for _ in range(5):
+        token(client)
+    assert token(client).status_code == 429
+    ban = CredentialBan.objects.get()
+    reply = admin_client.post(
+        reverse("admin:ratelimit_app_credentialban_delete", args=[ban.pk]), {"post": "yes"}
+    )
+    assert reply.status_code == 302
+    assert not CredentialBan.objects.exists()
+    clock[0] += 1
+    assert token(client).status_code == 400  # the view answers: lifted in the store too
+    assert LogEntry.objects.filter(object_id=str(ban.pk), change_message__contains="Unbanned")
+
+
+def test_deleting_a_ban_needs_the_lift_permission(client, demo_data, clock, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    for _ in range(5):
+        token(client)
+    ban = CredentialBan.objects.get()
+    staff = django_user_model.objects.create_user("deleter", password="pw", is_staff=True)
+    staff.user_permissions.add(
+        Permission.objects.get(codename="delete_credentialban"),
+        Permission.objects.get(codename="view_credentialban"),
+    )
+    operator = type(client)()
+    operator.force_login(staff)
+    url = reverse("admin:ratelimit_app_credentialban_delete", args=[ban.pk])
+    assert operator.post(url, {"post": "yes"}).status_code == 403
+    assert CredentialBan.objects.filter(pk=ban.pk, lifted_at__isnull=True).exists()
