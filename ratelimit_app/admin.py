@@ -224,6 +224,7 @@ class BanStatusFilter(admin.SimpleListFilter):
 class CredentialBanAdmin(SecretLookupsRefused, admin.ModelAdmin):
     list_display = (
         "client_id",
+        "kind",
         "short_fingerprint",
         "failures",
         "banned_at",
@@ -232,10 +233,11 @@ class CredentialBanAdmin(SecretLookupsRefused, admin.ModelAdmin):
         "lifted_at",
         "lifted_by",
     )
-    list_filter = (BanStatusFilter, "rule")
+    list_filter = (BanStatusFilter, "kind", "rule")
     search_fields = ("client_id",)
     fields = (
         "client_id",
+        "kind",
         "short_fingerprint",
         "rule",
         "failures",

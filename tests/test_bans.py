@@ -419,3 +419,30 @@ def test_deleting_a_ban_needs_the_lift_permission(client, demo_data, clock, djan
     url = reverse("admin:ratelimit_app_credentialban_delete", args=[ban.pk])
     assert operator.post(url, {"post": "yes"}).status_code == 403
     assert CredentialBan.objects.filter(pk=ban.pk, lifted_at__isnull=True).exists()
+
+
+@pytest.mark.parametrize("party", ["client_id", "address"])
+def test_client_id_and_address_bans_are_rows_listed_liftable_and_surviving_a_flush(
+    client, demo_data, clock, capsys, stack, party
+):
+    update_rule(**{"client_id_threshold" if party == "client_id" else "ip_threshold": 4})
+    guesses = [
+        token(client, ("demo-client" if party == "client_id" else f"c{i}", f"guess-{i}"))
+        for i in range(5)
+    ]
+    assert [g.status_code for g in guesses] == [400] * 4 + [429]
+    kind = "c" if party == "client_id" else "i"
+    ban = CredentialBan.objects.get(kind=kind)
+    assert ban.client_id == ("demo-client" if party == "client_id" else "127.0.0.1")
+    call_command("ratelimit_bans")
+    assert ban.short_fingerprint in capsys.readouterr().out
+    flush_counters(stack)
+    new_guess = ("demo-client" if party == "client_id" else "c9", "guess-9")
+    assert token(client, new_guess).status_code == 429  # the row holds after a flush
+    if party == "client_id":
+        call_command("ratelimit_unban", client_id="demo-client")
+    else:
+        call_command("ratelimit_unban", address="127.0.0.1")
+    assert "Lifted 1" in capsys.readouterr().out
+    clock[0] += 1
+    assert token(client, new_guess).status_code == 400  # lifted: the view answers again

@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from ratelimit_app import runtime
-from ratelimit_app.bans.watch import PAIR, BanWatch, counter_key
+from ratelimit_app.bans.watch import CLIENT_ID, PAIR, BanWatch, Party, counter_key, key_value
 from ratelimit_app.conf import get_config
 from ratelimit_app.counters.algorithms import US
 from ratelimit_app.counters.base import BackendUnavailable, key_base
@@ -42,7 +42,7 @@ def storable_client_id(client_id: str) -> str:
 
 
 def create_ban(
-    watched: BanWatch, failures: int, banned_at_us: int, expires_at_us: int
+    watched: BanWatch, party: Party, failures: int, banned_at_us: int, expires_at_us: int
 ) -> CredentialBan | None:
     """Write the ban row (the truth), signal it, and refresh this process's snapshot.
 
@@ -52,8 +52,9 @@ def create_ban(
         with transaction.atomic():
             ban = CredentialBan.objects.create(
                 rule_id=watched.rule.id,
-                client_id=storable_client_id(watched.client_id),
-                fingerprint=watched.fingerprint,
+                kind=party.kind,
+                client_id=storable_client_id(party.shown_as),
+                fingerprint=party.fingerprint,
                 failures=failures,
                 banned_at=from_us(banned_at_us),
                 expires_at=from_us(expires_at_us),
@@ -66,8 +67,8 @@ def create_ban(
     # No immediate rebuild: the counter store enforces the ban now, and the snapshot
     # takes the row in with the revision this save published (at most once a second).
     logger.warning(
-        "Banned client_id=%r [%s] for %d s after %d failures.",
-        ban.client_id[:64],
+        "Banned %s [%s] for %d s after %d failures.",
+        _who(party),
         ban.short_fingerprint,
         watched.rule.cooldown,
         failures,
@@ -76,12 +77,20 @@ def create_ban(
     return ban
 
 
-def clear_pair(rule_id: int, fingerprint: str) -> bool:
-    """Forget a pair's failure count and ban in the counter store; False if unreachable."""
-    config = get_config()
-    value = fingerprint[:32]
-    base = key_base(config)
-    keys = [counter_key(base, letter, rule_id, PAIR, value) for letter in ("x", "b")]
+def _who(party: Party) -> str:
+    """A ban's party for the log: the client_id, never a secret or an address."""
+    if party.kind == PAIR:
+        return f"client_id={party.shown_as[:64]!r}"
+    if party.kind == CLIENT_ID:
+        return f"client_id={party.shown_as[:64]!r} (every secret)"
+    return "a client address"
+
+
+def clear_party(rule_id: int, kind: str, fingerprint: str) -> bool:
+    """Forget a party's failure count and ban in the counter store; False if unreachable."""
+    value = key_value(kind, fingerprint)
+    base = key_base(get_config())
+    keys = [counter_key(base, letter, rule_id, kind, value) for letter in ("x", "b")]
     try:
         runtime.get_backend().clear(keys)
     except BackendUnavailable:
@@ -108,7 +117,7 @@ def lift_bans(
     runtime.get_snapshot_holder().invalidate()
     for ban in lifted:
         if ban.rule_id is not None:  # a deleted rule's pair has no keys left to clear
-            clear_pair(ban.rule_id, ban.fingerprint)
+            clear_party(ban.rule_id, ban.kind, ban.fingerprint)
         credential_unbanned.send(sender=CredentialBan, ban=ban, user=user)
     return lifted
 
@@ -116,7 +125,9 @@ def lift_bans(
 EXTENSION_SYNC_SECONDS = 60
 
 
-def record_extension(watched: BanWatch, new_expiry: float, recorded_expiry: float) -> None:
+def record_extension(
+    watched: BanWatch, fingerprint: str, new_expiry: float, recorded_expiry: float
+) -> None:
     """Carry an extended ban's new expiry (epoch seconds) into its row, at most once a
     minute, so that the row stays the truth if the store is flushed."""
     if new_expiry - recorded_expiry < EXTENSION_SYNC_SECONDS:
@@ -124,7 +135,7 @@ def record_extension(watched: BanWatch, new_expiry: float, recorded_expiry: floa
     try:
         with transaction.atomic():
             CredentialBan.objects.filter(
-                rule_id=watched.rule.id, fingerprint=watched.fingerprint, lifted_at__isnull=True
+                rule_id=watched.rule.id, fingerprint=fingerprint, lifted_at__isnull=True
             ).active().update(expires_at=from_us(int(new_expiry * US)))
             revision.bump()
     except DatabaseError:

@@ -12,8 +12,8 @@ import logging
 from typing import NamedTuple
 
 from ratelimit_app import runtime
-from ratelimit_app.bans.rows import clear_pair, create_ban, record_extension
-from ratelimit_app.bans.watch import BanWatch, ban_specs, failure_counters
+from ratelimit_app.bans.rows import clear_party, create_ban, record_extension
+from ratelimit_app.bans.watch import BanWatch, Party, ban_specs, failure_counters, parties
 from ratelimit_app.conf import get_config
 from ratelimit_app.counters.algorithms import BAN, US, Outcome
 from ratelimit_app.counters.base import BackendUnavailable, Decision, key_base, make_decision
@@ -49,23 +49,32 @@ class Settlement(NamedTuple):
     check_again: bool = False
 
 
-def ban_in_force(watched: BanWatch, snapshot: PolicySnapshot, now: float) -> float | None:
-    """Seconds left of the pair's ban as the database records it, or None if it has none.
+class RecordedBan(NamedTuple):
+    """A ban the database records for one of a request's parties."""
+
+    party_index: int
+    seconds_left: float
+
+
+def ban_in_force(watched: BanWatch, snapshot: PolicySnapshot, now: float) -> RecordedBan | None:
+    """The longest ban the database records for a party of the request, or None.
 
     The pipeline then denies without calling the store, except with extend_on_attempt,
     where the store must see the attempt to restart the ban.
     """
-    expires_at = snapshot.recorded_ban(watched.rule.id, watched.fingerprint)
-    if expires_at is None or expires_at <= now:
-        return None
-    return expires_at - now
+    recorded = [
+        RecordedBan(index, expires_at - now)
+        for index, party in enumerate(parties(watched))
+        if (expires_at := snapshot.recorded_ban(watched.rule.id, party.fingerprint) or 0) > now
+    ]
+    return max(recorded, key=lambda ban: ban.seconds_left, default=None)
 
 
-def banned_decision(watched: BanWatch, base: str, seconds_left: float, now: float) -> Decision:
-    """A Decision denying the pair for ``seconds_left``, as the store would give it."""
-    spec = ban_specs(watched, base)[0]
-    wait = max(1, int(seconds_left * US))
-    outcome = Outcome(False, watched.rule.threshold, 0, wait, wait, None, 0)
+def banned_decision(watched: BanWatch, base: str, recorded: RecordedBan, now: float) -> Decision:
+    """A Decision denying the request for the recorded ban, as the store would give it."""
+    spec = ban_specs(watched, base)[recorded.party_index]
+    wait = max(1, int(recorded.seconds_left * US))
+    outcome = Outcome(False, spec.rate, 0, wait, wait, None, 0)
     return make_decision([spec], [outcome], False, int(now * US), 1)
 
 
@@ -73,33 +82,42 @@ def settle(
     watched: BanWatch, snapshot: PolicySnapshot, decision: Decision, base: str, now: float
 ) -> Settlement:
     """Reconcile the store's ``decision`` for a watched request with the ban rows."""
-    rule, fingerprint = watched.rule, watched.fingerprint
-    expires_at = snapshot.recorded_ban(rule.id, fingerprint)
-    if expires_at is not None and expires_at > now and decision.allowed:
+    recorded = ban_in_force(watched, snapshot, now)
+    if recorded is not None and decision.allowed:
         # The store lost the ban (a restart or flush): the database still holds it.
-        return Settlement(banned_decision(watched, base, expires_at - now, now))
+        return Settlement(banned_decision(watched, base, recorded, now))
     binding = decision.binding
     if decision.allowed or binding is None or binding.spec.algorithm != BAN:
         return Settlement(decision)
-    if _lifted_while_store_was_down(watched, snapshot, decision):
-        clear_pair(rule.id, fingerprint)
+    party = _party_of(watched, binding.spec.name)
+    if party is None:
+        return Settlement(decision)
+    if _lifted_while_store_was_down(watched, party, snapshot, decision):
+        clear_party(watched.rule.id, party.kind, party.fingerprint)
         return Settlement(decision, check_again=True)
-    if rule.extend_on_attempt and expires_at is not None:
-        record_extension(watched, decision.now + decision.retry_after, expires_at)
+    expires_at = snapshot.recorded_ban(watched.rule.id, party.fingerprint)
+    if watched.rule.extend_on_attempt and expires_at is not None:
+        new_expiry = decision.now + decision.retry_after
+        record_extension(watched, party.fingerprint, new_expiry, expires_at)
     return Settlement(decision)
 
 
+def _party_of(watched: BanWatch, spec_name: str) -> Party | None:
+    """The party whose ban check is named ``spec_name`` ("ban-p", "ban-c", "ban-i")."""
+    return next((p for p in parties(watched) if spec_name == f"ban-{p.kind}"), None)
+
+
 def _lifted_while_store_was_down(
-    watched: BanWatch, snapshot: PolicySnapshot, decision: Decision
+    watched: BanWatch, party: Party, snapshot: PolicySnapshot, decision: Decision
 ) -> bool:
     """An operator lifted the ban while Redis was down, so Redis still holds it.
 
     A ban that started after the lift (its start is its expiry less the cooldown) is
     a new one and stands.
     """
-    rule, fingerprint = watched.rule, watched.fingerprint
-    lifted_at = snapshot.lifted_at(rule.id, fingerprint)
-    if lifted_at is None or snapshot.recorded_ban(rule.id, fingerprint) is not None:
+    rule = watched.rule
+    lifted_at = snapshot.lifted_at(rule.id, party.fingerprint)
+    if lifted_at is None or snapshot.recorded_ban(rule.id, party.fingerprint) is not None:
         return False
     started = decision.now + decision.retry_after - rule.cooldown
     return started <= lifted_at
@@ -135,6 +153,7 @@ def record_outcome(watched: BanWatch, failed: bool) -> None:
 def _record_failure(watched: BanWatch, base: str) -> None:
     counters = failure_counters(watched, base)
     now_us, results = runtime.get_backend().record_failures(counters, now=runtime.now_us())
-    pair_result = results[0]
-    if pair_result.banned:
-        create_ban(watched, pair_result.count, now_us, pair_result.expires_at_us)
+    # Every ban is a row, the pair's as much as a client_id's or an address's.
+    for party, result in zip(parties(watched), results, strict=True):
+        if result.banned:
+            create_ban(watched, party, result.count, now_us, result.expires_at_us)

@@ -1,6 +1,7 @@
 """Which ban rule watches a request, the credential pair it carries (as a keyed hash),
 and the counter-store keys and checks of that pair."""
 
+import base64
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -12,7 +13,8 @@ from ratelimit_app.counters.failures import FailureCounter
 from ratelimit_app.credentials import client_credentials
 from ratelimit_app.policy import BanRuleEntry, PolicySnapshot
 
-# Who failures are counted for: the credential pair, the client_id, the client address.
+# Who failures are counted for: the credential pair, the client_id, the client address
+# (the values of models.BanKind).
 PAIR, CLIENT_ID, IP = "p", "c", "i"
 
 
@@ -25,6 +27,30 @@ class BanWatch:
     client_id: str
     fingerprint: str
     ip: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """One party failures are counted for: its kind, its keyed fingerprint (what a ban
+    row stores), its threshold, and what an operator sees of it."""
+
+    kind: str
+    fingerprint: str
+    threshold: int
+    shown_as: str
+
+    @property
+    def key_value(self) -> str:
+        """The party's part of its counter keys."""
+        return key_value(self.kind, self.fingerprint)
+
+
+def key_value(kind: str, fingerprint: str) -> str:
+    """A party's part of its counter keys, derived from the fingerprint its row stores:
+    the pair's first 32 hex digits, else hashing.short_hash of the same keyed hash."""
+    if kind == PAIR:
+        return fingerprint[:32]
+    return base64.urlsafe_b64encode(bytes.fromhex(fingerprint)[:12]).decode("ascii")
 
 
 def counter_key(base: str, letter: str, rule_id: int, kind: str, value: str) -> str:
@@ -66,17 +92,18 @@ def watch_pair(rule: BanRuleEntry, client_id: str, secret: str, ip: str | None) 
     )
 
 
-def _parties(watched: BanWatch) -> list[tuple[str, str, int]]:
-    """(kind, hashed value, threshold) of every party failures are counted for."""
+@lru_cache(maxsize=4096)
+def parties(watched: BanWatch) -> tuple[Party, ...]:
+    """Every party failures are counted for, the pair first."""
     rule = watched.rule
-    parties = [(PAIR, watched.fingerprint[:32], rule.threshold)]
+    found = [Party(PAIR, watched.fingerprint, rule.threshold, watched.client_id)]
     if rule.client_id_threshold:
-        client = hashing.short_hash("client-id", watched.client_id)
-        parties.append((CLIENT_ID, client, rule.client_id_threshold))
+        client = hashing.keyed_hash("client-id", watched.client_id)
+        found.append(Party(CLIENT_ID, client, rule.client_id_threshold, watched.client_id))
     if rule.ip_threshold and watched.ip:
-        address = hashing.short_hash("identity", f"ip:{watched.ip}")
-        parties.append((IP, address, rule.ip_threshold))
-    return parties
+        address = hashing.keyed_hash("identity", f"ip:{watched.ip}")
+        found.append(Party(IP, address, rule.ip_threshold, watched.ip))
+    return tuple(found)
 
 
 @lru_cache(maxsize=4096)
@@ -86,14 +113,14 @@ def ban_specs(watched: BanWatch, base: str) -> list[LimitSpec]:
     rule = watched.rule
     return [
         LimitSpec(
-            key=counter_key(base, "b", rule.id, kind, value),
+            key=counter_key(base, "b", rule.id, party.kind, party.key_value),
             algorithm=BAN,
-            rate=threshold,
+            rate=party.threshold,
             period=rule.cooldown,
             extend=rule.extend_on_attempt,
-            name=f"ban-{kind}",
+            name=f"ban-{party.kind}",
         )
-        for kind, value, threshold in _parties(watched)
+        for party in parties(watched)
     ]
 
 
@@ -102,11 +129,11 @@ def failure_counters(watched: BanWatch, base: str) -> list[FailureCounter]:
     rule = watched.rule
     return [
         FailureCounter(
-            failure_key=counter_key(base, "x", rule.id, kind, value),
-            ban_key=counter_key(base, "b", rule.id, kind, value),
-            threshold=threshold,
+            failure_key=counter_key(base, "x", rule.id, party.kind, party.key_value),
+            ban_key=counter_key(base, "b", rule.id, party.kind, party.key_value),
+            threshold=party.threshold,
             window=rule.window,
             cooldown=rule.cooldown,
         )
-        for kind, value, threshold in _parties(watched)
+        for party in parties(watched)
     ]

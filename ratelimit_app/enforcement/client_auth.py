@@ -37,9 +37,9 @@ def refused_pair(client_id: str, secret: str, meta: Mapping[str, Any]) -> Decisi
         return None
     snapshot, base, now = runtime.get_snapshot(), key_base(get_config()), runtime.wall_clock()
     if not watched.rule.extend_on_attempt:
-        seconds_left = ban_stage.ban_in_force(watched, snapshot, now)
-        if seconds_left is not None:
-            return ban_stage.banned_decision(watched, base, seconds_left, now)
+        recorded = ban_stage.ban_in_force(watched, snapshot, now)
+        if recorded is not None:
+            return ban_stage.banned_decision(watched, base, recorded, now)
     specs = ban_specs(watched, base)
     try:
         decision = runtime.get_backend().check(specs, 1, now=runtime.now_us())

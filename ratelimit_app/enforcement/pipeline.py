@@ -104,10 +104,10 @@ def _resolve(
     base = key_base(config)
     now = runtime.wall_clock()
     if watched is not None and not watched.rule.extend_on_attempt:
-        seconds_left = ban_stage.ban_in_force(watched, snapshot, now)
-        if seconds_left is not None:
+        recorded = ban_stage.ban_in_force(watched, snapshot, now)
+        if recorded is not None:
             # A ban the database records: denied without calling the store.
-            decision = ban_stage.banned_decision(watched, base, seconds_left, now)
+            decision = ban_stage.banned_decision(watched, base, recorded, now)
             return from_decision(decision, group, watched)
     # 4. Specs: the limits that apply, and the pair's ban checks.
     specs = cached_specs(snapshot, group, who, config)

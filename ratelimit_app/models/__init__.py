@@ -1,6 +1,12 @@
 """The app's models: policies (tiers, tenants, groups, limits, keys) and bans."""
 
-from ratelimit_app.models.bans import BanRule, CountedBy, CredentialBan, CredentialBanQuerySet
+from ratelimit_app.models.bans import (
+    BanKind,
+    BanRule,
+    CountedBy,
+    CredentialBan,
+    CredentialBanQuerySet,
+)
 from ratelimit_app.models.policies import (
     Algorithm,
     ApiKey,
@@ -17,6 +23,7 @@ __all__ = [
     "Algorithm",
     "ApiKey",
     "ApiKeyManager",
+    "BanKind",
     "BanRule",
     "CountedBy",
     "CredentialBan",

@@ -111,11 +111,21 @@ class CredentialBanQuerySet(models.QuerySet):
         return self.filter(lifted_at__isnull=True, expires_at__gt=now)
 
 
+class BanKind(models.TextChoices):
+    PAIR = "p", "client_id + secret"
+    CLIENT_ID = "c", "client_id"
+    IP = "i", "client address"
+
+
 class CredentialBan(models.Model):
-    """A ban of one client_id+client_secret pair, known only by its keyed fingerprint."""
+    """A ban of a client_id+client_secret pair (or, with the rule's optional thresholds,
+    of a client_id or a client address), known by its keyed fingerprint."""
 
     rule = models.ForeignKey(BanRule, on_delete=models.SET_NULL, null=True, blank=True)
-    client_id = models.CharField(max_length=200)
+    kind = models.CharField("banned", max_length=1, choices=BanKind.choices, default=BanKind.PAIR)
+    client_id = models.CharField(
+        max_length=200, help_text="The client_id (the address, for a ban of an address)."
+    )
     fingerprint = models.CharField(max_length=64, db_index=True)
     failures = models.PositiveIntegerField(default=0)
     banned_at = models.DateTimeField(default=timezone.now)

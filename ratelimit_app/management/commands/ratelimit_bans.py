@@ -4,7 +4,7 @@ from ratelimit_app.models import CredentialBan
 
 
 class Command(BaseCommand):
-    help = "List credential-pair bans in force (with --all, every ban)."
+    help = "List credential bans in force (with --all, every ban)."
 
     def add_arguments(self, parser):
         parser.add_argument("--all", action="store_true", help="Include expired and lifted bans.")
@@ -15,7 +15,8 @@ class Command(BaseCommand):
         for ban in rows:
             status = "lifted" if ban.lifted_at else ("active" if ban.is_active() else "expired")
             self.stdout.write(
-                f"{ban.short_fingerprint}  {ban.client_id!r:40}  failures={ban.failures}  "
+                f"{ban.short_fingerprint}  {ban.get_kind_display():18}  {ban.client_id!r:40}  "
+                f"failures={ban.failures}  "
                 f"banned={ban.banned_at:%Y-%m-%d %H:%M:%S}  "
                 f"expires={ban.expires_at:%Y-%m-%d %H:%M:%S}  {status}"
             )
