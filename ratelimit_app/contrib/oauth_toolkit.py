@@ -83,6 +83,14 @@ class BanCheckingValidatorMixin:
             for client_id, secret, succeeded in attempt.checked:
                 enforcement.record_client_authentication(client_id, secret, attempt.meta, succeeded)
 
+    def _authenticate_basic_auth(self, request: Any) -> bool:
+        # The toolkit catches undecodable base64 but not non-ASCII bytes after "Basic"
+        # (base64 raises ValueError): that header is no Basic pair either, not a 500.
+        try:
+            return bool(super()._authenticate_basic_auth(request))  # type: ignore[misc]
+        except ValueError:
+            return False
+
     def _load_application(self, client_id: str, request: Any) -> Any:
         attempt = _attempt.get()
         if attempt is not None:
