@@ -103,3 +103,24 @@ def test_a_wrong_user_password_is_not_a_failed_client_authentication(client, dem
     assert 429 not in statuses and set(statuses) <= {400, 401}
     assert token(client, RIGHT).status_code == 200
     assert not CredentialBan.objects.exists()
+
+
+@pytest.mark.parametrize("endpoint", ["/o/token/", "/o/revoke_token/", "/o/introspect/"])
+def test_one_address_guessing_at_the_toolkit_is_refused_before_its_hash(
+    client, demo_data, clock, endpoint
+):
+    # ip-token-endpoint-limits.md: per-IP limits; the catalogue's token group: 60/min.
+    hashing = mock.patch.object(
+        oauth2_validators, "check_password", wraps=oauth2_validators.check_password
+    )
+    with hashing as check_password:
+        statuses = [
+            client.post(
+                endpoint,
+                {"grant_type": "client_credentials", "token": "x"},
+                HTTP_AUTHORIZATION=basic(CLIENT_ID, f"guess-{i}"),
+            ).status_code
+            for i in range(61)
+        ]
+    assert 429 not in statuses[:60] and statuses[60] == 429
+    assert check_password.call_count == 60  # the 61st guess was never hashed

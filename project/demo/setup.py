@@ -5,7 +5,7 @@ from django.db import transaction
 
 from ratelimit_app import hashing
 from ratelimit_app.catalog import load_catalog
-from ratelimit_app.models import ApiKey, BanRule, CountedBy, Tenant, Tier
+from ratelimit_app.models import ApiKey, BanRule, CountedBy, EndpointGroup, Tenant, Tier
 
 # Fixed, documented, development-only secrets so that the README's curl lines work.
 DEMO_KEYS = {
@@ -14,6 +14,7 @@ DEMO_KEYS = {
 }
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
 DOT_CLIENT_ID, DOT_CLIENT_SECRET = "dot-client", "dot-secret"
+DOT_CLIENT_ENDPOINTS = ["/o/token", "/o/revoke_token", "/o/introspect"]
 
 
 def load_third_party_provider():
@@ -30,6 +31,15 @@ def load_third_party_provider():
             client_type=Application.CLIENT_CONFIDENTIAL,
             authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
         )
+    # The toolkit's client-authenticating endpoints join the token group: its per-IP
+    # limit then refuses a guessing address before the toolkit hashes a secret.
+    token_group = EndpointGroup.objects.get(slug="token")
+    patterns = token_group.pattern_list()
+    for pattern in DOT_CLIENT_ENDPOINTS:
+        if pattern not in patterns:
+            patterns.append(pattern)
+    token_group.path_patterns = "\n".join(patterns)
+    token_group.save()
     BanRule.objects.update_or_create(
         name="django-oauth-toolkit token endpoint",
         defaults=dict(
