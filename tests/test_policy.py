@@ -275,3 +275,66 @@ def test_requests_are_served_and_limited_while_the_database_refuses(
     assert replies[0]["X-RateLimit-Limit"] == "50"  # the admin group's burst, still applied
     assert missing.status_code == 404
     assert caplog.text.count("Policy snapshot not refreshed") == 1
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_the_published_revision_never_goes_backwards(client, demo_data, settings):
+    """A process with an old snapshot, after a flush, publishes the database's revision,
+    not its own; and a late publication of an older number changes nothing."""
+    import redis as redis_lib
+    from django.db.models import F
+
+    from ratelimit_app import runtime
+    from ratelimit_app.models import PolicyRevision
+    from ratelimit_app.policy import revision
+
+    settings.RATELIMIT_APP = {
+        **settings.RATELIMIT_APP,
+        "POLICY_REFRESH_INTERVAL": 1.0,
+        "POLICY_FALLBACK_INTERVAL": 30.0,
+    }
+    server = redis_lib.Redis.from_url(settings.REDIS_URL)
+    key = {"HTTP_AUTHORIZATION": f"Bearer {demo_data['free']}"}
+    client.get("/v1/status", **key)  # this process's snapshot: the current revision
+    old = runtime.get_snapshot().revision
+    # Another process's edit, whose publication this process never saw.
+    PolicyRevision.objects.filter(pk=1).update(number=F("number") + 5)
+    revision_key = runtime.get_backend().backend.revision_key
+    server.delete(revision_key)  # a flush
+    client.get("/v1/status", **key)  # the store has none: the latest is published
+    assert int(server.get(revision_key)) == revision.current() == old + 5
+    runtime.publish_revision(old)  # a late, older publication
+    assert int(server.get(revision_key)) == old + 5
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_client_denied_from_memory_is_let_in_once_the_store_lost_its_counters(
+    client, demo_data, settings
+):
+    """Local records of denied clients mirror counters in Redis: a flush (or a restart)
+    resets those counters, so the records go too."""
+    import time
+
+    import redis as redis_lib
+
+    from ratelimit_app import runtime
+    from ratelimit_app.conf import get_config
+
+    frozen = time.time()
+    runtime.test_clock = lambda: frozen  # no refill during the burst
+    try:
+        key = {"HTTP_X_API_KEY": demo_data["free"]}
+        statuses = [client.get("/acp/admin/ping", **key).status_code for _ in range(51)]
+        assert statuses == [200] * 50 + [429]  # the admin group's free burst: 50
+        assert len(runtime.get_denials()) == 1  # answered from memory from now on
+        server = redis_lib.Redis.from_url(settings.REDIS_URL)
+        server.delete(*server.scan_iter(f"{get_config()['KEY_PREFIX']}:*"))  # a flush
+        # Any client's next check tells this process that the store lost its state.
+        assert client.get("/v1/status", REMOTE_ADDR="192.0.2.9").status_code == 200
+        reply = client.get("/acp/admin/ping", **key)
+    finally:
+        runtime.test_clock = None
+    assert reply.status_code == 200
+    assert reply["X-RateLimit-Remaining"] == "49"  # a fresh counter: one of 50 used

@@ -183,8 +183,9 @@ class Backend:
         raise NotImplementedError
 
     def publish_revision(self, number: int, only_if_missing: bool = False) -> None:
-        """Make a new policy revision known to every process, if this store can; the
-        default cannot, and processes then poll the database."""
+        """Make a new policy revision known to every process, if this store can (never
+        moving the published number backwards); the default cannot, and processes then
+        poll the database."""
 
 
 def key_base(config: dict[str, Any]) -> str:

@@ -32,6 +32,11 @@ class Denials:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def clear(self) -> None:
+        """Forget every record: the counters they mirror were lost (a flush, a restart)."""
+        with self._lock:
+            self._entries.clear()
+
     def lookup(
         self, specs: Sequence[LimitSpec], revision: int, now: float | None = None
     ) -> Decision | None:

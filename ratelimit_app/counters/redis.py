@@ -144,10 +144,18 @@ class RedisBackend(Backend):
             raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
         return decision_from_reply(specs, reply, cost)
 
+    @cached_property
+    def revision_script(self) -> Any:
+        return self.client.register_script(load_script("revision.lua"))
+
     def publish_revision(self, number: int, only_if_missing: bool = False) -> None:
-        """Tell every process of a new policy revision, through the next check they make."""
+        """Tell every process of a new policy revision, through the next check they make.
+
+        The published number only moves forward, whoever publishes (``only_if_missing``
+        is kept for callers: a lower or equal number changes nothing either way).
+        """
         try:
-            self.client.set(self.revision_key, number, ex=REVISION_TTL, nx=only_if_missing)
+            self.revision_script(keys=[self.revision_key], args=["", number, REVISION_TTL])
         except redis_lib.RedisError as exc:
             raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
 

@@ -160,7 +160,9 @@ def _decide(
         if denials is not None and not decision.allowed:
             denials.record(decision, revision, cost, local_now)
         if decision.policy_revision is not None:
-            runtime.get_snapshot_holder().note_remote_revision(decision.policy_revision)
+            holder = runtime.get_snapshot_holder()
+            if holder.note_remote_revision(decision.policy_revision) and denials is not None:
+                denials.clear()  # the store lost the counters these records mirror
     if not decision.allowed:
         _report_throttled(request, decision, group)
     return from_decision(decision, group)

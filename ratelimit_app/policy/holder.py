@@ -6,6 +6,7 @@ worker within about a second without a restart. With a counter store that tells 
 revisions (Redis), the database is asked only every POLICY_FALLBACK_INTERVAL.
 """
 
+import contextlib
 import logging
 import threading
 import time
@@ -44,6 +45,7 @@ class SnapshotHolder:
         self.snapshot: PolicySnapshot | None = None
         self.checked_at = float("-inf")
         self.remote_seen_at: float | None = None
+        self.remote_known = False  # the store told of a revision, and has not lost it
         self.republished_at = float("-inf")
         self.built_at = float("-inf")
         self.rebuild_at: float | None = None
@@ -63,16 +65,22 @@ class SnapshotHolder:
             return max(interval, fallback)
         return interval
 
-    def note_remote_revision(self, number: int) -> None:
+    def note_remote_revision(self, number: int) -> bool:
         """The counter store knows of policy revision ``number`` (0: of none, after a flush
-        or restart): rebuild if it is newer, publish ours again if it has none."""
+        or restart): rebuild if it is newer, publish the latest again if it has none.
+
+        Returns True when the store has just lost its state (it knew of a revision and
+        now knows of none): what this process remembers of its counters is stale.
+        """
         now = self.clock()
         if not number:
+            lost, self.remote_known = self.remote_known, False
             self._republish(now)
-            return
-        self.remote_seen_at = now
+            return lost
+        self.remote_seen_at, self.remote_known = now, True
         if self.snapshot is not None and number > self.snapshot.revision:
             self._schedule_rebuild(now)
+        return False
 
     def _schedule_rebuild(self, now: float) -> None:
         # At most one rebuild per POLICY_REFRESH_INTERVAL: a burst of edits (or of bans
@@ -88,7 +96,15 @@ class SnapshotHolder:
         if self.snapshot is None or now - self.republished_at < interval:
             return
         self.republished_at = now
-        self.publish(self.snapshot.revision, True)
+        # The database's number, if newer than this snapshot's: a process with an old
+        # snapshot must not publish its old revision as the current one.
+        latest = self.snapshot.revision
+        # The database down: the store gets ours; the database is asked again later.
+        with contextlib.suppress(DatabaseError):
+            latest = max(latest, revision.current())
+        self.publish(latest, True)
+        if latest > self.snapshot.revision:
+            self._schedule_rebuild(now)
 
     def get(self) -> PolicySnapshot:
         """The current snapshot, refreshed if the revision moved (checked once per interval)."""
