@@ -9,7 +9,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
-from ratelimit_app import hashing
+from ratelimit_app import bounded, hashing
 from ratelimit_app.policy import KeyEntry, PolicySnapshot, TenantEntry
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -63,17 +63,28 @@ def _is_trusted(address: Address, networks: tuple[Network, ...]) -> bool:
 
 
 def client_ip(meta: Mapping[str, Any], proxies: Any = (), ipv6_prefix: int = 64) -> str | None:
-    """The client's IP bucket for a request's META (see _client_ip); memoized."""
-    return _client_ip(
-        meta.get("REMOTE_ADDR") or "",
-        meta.get("HTTP_X_FORWARDED_FOR", ""),
-        tuple(proxies),
-        ipv6_prefix,
-    )
+    """The client's IP bucket for a request's META (see _resolve_client_ip); memoized.
+
+    X-Forwarded-For is read, and enters the memo's key, only when the peer is a trusted
+    proxy, and only a short header is memoized: a hostile header grows no cache.
+    """
+    remote_raw = meta.get("REMOTE_ADDR") or ""
+    proxies = tuple(proxies)
+    forwarded = ""
+    if proxies and _peer_is_trusted(remote_raw[:MAX_HEADER_LENGTH], proxies):
+        forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")[-MAX_HEADER_LENGTH:]
+    if len(remote_raw) + len(forwarded) > bounded.MAX_KEY_LENGTH:
+        return _resolve_client_ip(remote_raw, forwarded, proxies, ipv6_prefix)
+    return _client_ip(remote_raw, forwarded, proxies, ipv6_prefix)
 
 
 @lru_cache(maxsize=16_384)
-def _client_ip(
+def _peer_is_trusted(remote_raw: str, proxies: tuple[str, ...]) -> bool:
+    remote = parse_address(remote_raw)
+    return remote is not None and _is_trusted(remote, trusted_networks(proxies))
+
+
+def _resolve_client_ip(
     remote_raw: str, forwarded: str, proxies: tuple[str, ...], ipv6_prefix: int
 ) -> str | None:
     """The client's IP bucket for a request's META.
@@ -101,6 +112,9 @@ def _client_ip(
         if not _is_trusted(hop, networks):
             break
     return bucket_of(client, ipv6_prefix)
+
+
+_client_ip = lru_cache(maxsize=16_384)(_resolve_client_ip)
 
 
 def presented_api_key(meta: dict[str, Any]) -> str | None:

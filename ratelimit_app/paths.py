@@ -1,14 +1,15 @@
 """Path normalization and the path patterns that map plain views to endpoint groups."""
 
 import re
-from functools import lru_cache
 from urllib.parse import unquote
+
+from ratelimit_app import bounded
 
 _SLASHES = re.compile(r"/{2,}")
 MAX_DECODE_ROUNDS = 3
 
 
-@lru_cache(maxsize=10_000)
+@bounded.memoized(max_size=10_000)
 def normalize_path(path: str) -> str:
     """A canonical form of a request path: decoded, lower case, single slashes, no trailing one.
 

@@ -257,6 +257,8 @@ def test_requests_are_served_and_limited_while_the_database_refuses(
     from tests.services import free_port
 
     key = {"HTTP_X_API_KEY": demo_data["free"]}
+    frozen = time.time()
+    runtime.test_clock = lambda: frozen  # no refill during the burst
     assert client.get("/acp/admin/ping", **key)["X-RateLimit-Limit"] == "50"
     # A newer revision in the store: every check now asks for a rebuild.
     runtime.publish_revision(revision.current() + 1)
@@ -269,6 +271,7 @@ def test_requests_are_served_and_limited_while_the_database_refuses(
             replies = [client.get("/acp/admin/ping", **key) for _ in range(60)]
             missing = client.get("/no/such/page", **key)
     finally:
+        runtime.test_clock = None
         database.close()
         database.settings_dict["PORT"] = real_port
     assert [r.status_code for r in replies] == [200] * 49 + [429] * 11  # 50 with the first

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from ratelimit_app import hashing
+from ratelimit_app import bounded, hashing
 from ratelimit_app.counters.algorithms import LimitSpec
 from ratelimit_app.counters.base import key_base
 from ratelimit_app.identity import Identity
@@ -32,10 +32,8 @@ def cached_specs(
     cache = snapshot.spec_cache
     specs = cache.get(cache_key)
     if specs is None:
-        if len(cache) >= SPEC_CACHE_SIZE:
-            cache.clear()
         specs = build_specs(snapshot.limits_for(group, who.tenant), who, config)
-        cache[cache_key] = specs
+        bounded.put(cache, cache_key, specs, SPEC_CACHE_SIZE)
     return specs
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ratelimit_app import paths
+from ratelimit_app import bounded, paths
 from ratelimit_app.policy.entries import BanRuleEntry, KeyEntry, LimitEntry, TenantEntry
 
 PATH_CACHE_SIZE = 10_000
@@ -37,21 +37,19 @@ class PolicySnapshot:
     has_user_limits: bool = False
     # Memo of the pipeline's limit specs for this snapshot (enforcement.specs).
     spec_cache: dict[tuple[Any, ...], list[Any]] = field(default_factory=dict)
-    _cache: dict[Any, Any] = field(default_factory=dict)
+    _paths: dict[str, str | None] = field(default_factory=dict)
+    _limits: dict[tuple[str | None, int | None], tuple[LimitEntry, ...]] = field(
+        default_factory=dict
+    )
 
     def group_for_path(self, path: str) -> str | None:
         """The endpoint group whose path patterns match ``path`` (normalized first)."""
-        found = self._cache.get(("path", path), False)
-        if found is False:
-            found = None
-            normalized = paths.normalize_path(path)
-            for pattern, slug in self.matchers:
-                if pattern.match(normalized):
-                    found = slug
-                    break
-            if len(self._cache) >= PATH_CACHE_SIZE:
-                self._cache.clear()
-            self._cache[("path", path)] = found
+        if path in self._paths:
+            return self._paths[path]
+        normalized = paths.normalize_path(path)
+        found = next((slug for pattern, slug in self.matchers if pattern.match(normalized)), None)
+        if len(path) <= bounded.MAX_KEY_LENGTH:  # a long path is hostile: not kept
+            bounded.put(self._paths, path, found, PATH_CACHE_SIZE)
         return found
 
     def limits_for(self, group: str | None, tenant: TenantEntry | None) -> tuple[LimitEntry, ...]:
@@ -59,7 +57,7 @@ class PolicySnapshot:
         limits with the tenant's overrides replacing those of the same scope and period,
         plus the limits of every group that applies to all requests."""
         cache_key = (group, tenant.id if tenant else None)
-        cached: tuple[LimitEntry, ...] | None = self._cache.get(cache_key)
+        cached = self._limits.get(cache_key)
         if cached is None:
             cached = tuple(
                 limit
@@ -67,7 +65,7 @@ class PolicySnapshot:
                 if slug is not None
                 for limit in self._group_limits(slug, tenant)
             )
-            self._cache[cache_key] = cached
+            self._limits[cache_key] = cached  # groups x tenants: bounded by the policies
         return cached
 
     def _group_limits(self, group: str, tenant: TenantEntry | None) -> Sequence[LimitEntry]:
