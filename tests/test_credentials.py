@@ -1,0 +1,61 @@
+"""The one credential parser, used by the ban stage and by the demo's token view alike.
+
+RFC 6749 section 2.3.1: a client sends its id and secret in HTTP Basic (each part
+form-urlencoded, then base64) or in the body. Whatever the encoding, it is one pair.
+"""
+
+import base64
+import json
+from urllib.parse import quote_plus, urlencode
+
+from django.test import RequestFactory
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from project.demo import views
+from ratelimit_app.bans import watch
+from ratelimit_app.credentials import client_credentials
+
+# Any text a client may send (no lone surrogates: no encoding carries them).
+TEXT = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=40)
+factory = RequestFactory()
+
+
+def as_basic(client_id, secret):
+    raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
+    return factory.post(
+        "/connect/token", HTTP_AUTHORIZATION="Basic " + base64.b64encode(raw).decode()
+    )
+
+
+def as_form(client_id, secret):
+    body = urlencode({"client_id": client_id, "client_secret": secret})
+    return factory.post("/connect/token", body, content_type="application/x-www-form-urlencoded")
+
+
+def as_json(client_id, secret):
+    body = json.dumps({"client_id": client_id, "client_secret": secret})
+    return factory.post("/connect/token", body, content_type="application/json")
+
+
+@settings(max_examples=200, deadline=None)
+@given(client_id=TEXT, secret=TEXT)
+def test_every_encoding_of_a_pair_is_the_same_pair(client_id, secret):
+    for encode in (as_basic, as_form, as_json):
+        assert client_credentials(encode(client_id, secret)) == (client_id, secret)
+
+
+def test_the_demo_view_and_the_ban_stage_share_the_parser():
+    # One function object: the two cannot disagree about which pair a request carries.
+    assert views.client_credentials is client_credentials
+    assert watch.client_credentials is client_credentials
+
+
+@settings(max_examples=200, deadline=None)
+@given(header=st.text(st.characters(max_codepoint=255), max_size=80), body=st.binary(max_size=200))
+def test_any_header_and_body_give_a_pair_or_none_and_never_raise(header, body):
+    request = factory.generic(
+        "POST", "/connect/token", body, content_type="application/json", HTTP_AUTHORIZATION=header
+    )
+    pair = client_credentials(request)
+    assert pair is None or (isinstance(pair[0], str) and isinstance(pair[1], str))
