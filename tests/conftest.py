@@ -22,6 +22,18 @@ def _fresh_runtime(settings):
 
 
 @pytest.fixture
+def clock():
+    """A movable clock (seconds, ``clock[0]``) for the bans and the counters, Redis
+    included: tests move time instead of sleeping."""
+    import time
+
+    now = [time.time()]
+    runtime.test_clock = lambda: now[0]
+    yield now
+    runtime.test_clock = None
+
+
+@pytest.fixture
 def demo_data(db):
     """The catalogue plus the demo's tenants and API keys."""
     from project.demo.setup import DEMO_KEYS, load_demo_data

@@ -3,7 +3,6 @@
 import base64
 import json
 import logging
-import time
 from unittest import mock
 
 import pytest
@@ -20,15 +19,6 @@ pytestmark = pytest.mark.django_db
 
 GOOD = ("demo-client", "demo-secret")
 WRONG = ("demo-client", "wrong-secret-123")
-
-
-@pytest.fixture
-def clock():
-    """A movable clock for the bans and the counters (Redis included)."""
-    now = [time.time()]
-    runtime.test_clock = lambda: now[0]
-    yield now
-    runtime.test_clock = None
 
 
 def update_rule(**fields):

@@ -2,26 +2,16 @@
 through ratelimit_app.contrib.oauth_toolkit's validator, as the demo installs it)."""
 
 import base64
-import time
 from unittest import mock
 
 import pytest
 from oauth2_provider import oauth2_validators
 
-from ratelimit_app import runtime
 from ratelimit_app.models import CredentialBan
 
 pytestmark = pytest.mark.django_db
 
 CLIENT_ID, RIGHT, WRONG = "dot-client", "dot-secret", "wrong1"
-
-
-@pytest.fixture
-def clock():
-    now = [time.time()]
-    runtime.test_clock = lambda: now[0]
-    yield now
-    runtime.test_clock = None
 
 
 def basic(client_id, secret):

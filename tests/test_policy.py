@@ -245,7 +245,7 @@ def test_a_burst_of_revisions_costs_one_rebuild_per_interval(settings):
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_requests_are_served_and_limited_while_the_database_refuses(
-    client, demo_data, settings, caplog
+    client, demo_data, settings, caplog, clock
 ):
     """PostgreSQL refusing connections (a real refusal: the connection is pointed at a
     port where nothing listens) must not turn requests into 500s: the last good
@@ -256,9 +256,7 @@ def test_requests_are_served_and_limited_while_the_database_refuses(
     from ratelimit_app.policy import revision
     from tests.services import free_port
 
-    key = {"HTTP_X_API_KEY": demo_data["free"]}
-    frozen = time.time()
-    runtime.test_clock = lambda: frozen  # no refill during the burst
+    key = {"HTTP_X_API_KEY": demo_data["free"]}  # the clock stands still: no refill
     assert client.get("/acp/admin/ping", **key)["X-RateLimit-Limit"] == "50"
     # A newer revision in the store: every check now asks for a rebuild.
     runtime.publish_revision(revision.current() + 1)
@@ -271,7 +269,6 @@ def test_requests_are_served_and_limited_while_the_database_refuses(
             replies = [client.get("/acp/admin/ping", **key) for _ in range(60)]
             missing = client.get("/no/such/page", **key)
     finally:
-        runtime.test_clock = None
         database.close()
         database.settings_dict["PORT"] = real_port
     assert [r.status_code for r in replies] == [200] * 49 + [429] * 11  # 50 with the first
@@ -314,30 +311,23 @@ def test_the_published_revision_never_goes_backwards(client, demo_data, settings
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_a_client_denied_from_memory_is_let_in_once_the_store_lost_its_counters(
-    client, demo_data, settings
+    client, demo_data, settings, clock
 ):
     """Local records of denied clients mirror counters in Redis: a flush (or a restart)
     resets those counters, so the records go too."""
-    import time
-
     import redis as redis_lib
 
     from ratelimit_app import runtime
     from ratelimit_app.conf import get_config
 
-    frozen = time.time()
-    runtime.test_clock = lambda: frozen  # no refill during the burst
-    try:
-        key = {"HTTP_X_API_KEY": demo_data["free"]}
-        statuses = [client.get("/acp/admin/ping", **key).status_code for _ in range(51)]
-        assert statuses == [200] * 50 + [429]  # the admin group's free burst: 50
-        assert len(runtime.get_denials()) == 1  # answered from memory from now on
-        server = redis_lib.Redis.from_url(settings.REDIS_URL)
-        server.delete(*server.scan_iter(f"{get_config()['KEY_PREFIX']}:*"))  # a flush
-        # Any client's next check tells this process that the store lost its state.
-        assert client.get("/v1/status", REMOTE_ADDR="192.0.2.9").status_code == 200
-        reply = client.get("/acp/admin/ping", **key)
-    finally:
-        runtime.test_clock = None
+    key = {"HTTP_X_API_KEY": demo_data["free"]}  # the clock stands still: no refill
+    statuses = [client.get("/acp/admin/ping", **key).status_code for _ in range(51)]
+    assert statuses == [200] * 50 + [429]  # the admin group's free burst: 50
+    assert len(runtime.get_denials()) == 1  # answered from memory from now on
+    server = redis_lib.Redis.from_url(settings.REDIS_URL)
+    server.delete(*server.scan_iter(f"{get_config()['KEY_PREFIX']}:*"))  # a flush
+    # Any client's next check tells this process that the store lost its state.
+    assert client.get("/v1/status", REMOTE_ADDR="192.0.2.9").status_code == 200
+    reply = client.get("/acp/admin/ping", **key)
     assert reply.status_code == 200
     assert reply["X-RateLimit-Remaining"] == "49"  # a fresh counter: one of 50 used

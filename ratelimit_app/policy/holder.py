@@ -51,8 +51,6 @@ class SnapshotHolder:
         self.rebuild_at: float | None = None
         self.failed_refreshes = 0
         self.retry_at: float | None = None
-        # True while the snapshot is the empty stand-in of a process that never built one.
-        self.placeholder = False
         self._lock = threading.Lock()
 
     def _interval(self, now: float) -> float:
@@ -129,10 +127,11 @@ class SnapshotHolder:
         """Rebuild if the revision moved. A database error is never raised into the
         request: the last good snapshot stays (an empty one if there was none yet)."""
         try:
-            held = None if self.placeholder else self.snapshot
+            # A process that never built one holds an empty stand-in: build it first.
+            held = None if self.built_at == float("-inf") else self.snapshot
             if held is None or revision.current() != held.revision:
                 self.snapshot = build_snapshot()
-                self.built_at, self.placeholder = now, False
+                self.built_at = now
         except DatabaseError as exc:
             self._refresh_failed(now, exc)
             return
@@ -157,7 +156,7 @@ class SnapshotHolder:
                 else "no policy applies",
             )
         if self.snapshot is None:
-            self.snapshot, self.placeholder = PolicySnapshot(), True
+            self.snapshot = PolicySnapshot()
 
     def invalidate(self) -> None:
         """Rebuild on the next request (used after this process itself changed a policy)."""
