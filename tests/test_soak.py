@@ -6,80 +6,22 @@ Slow (`make test-reliability`). SOAK_SECONDS sets the traffic's length (60 by de
 import json
 import multiprocessing
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from ratelimit_app.models import CredentialBan
-from tests.services import RedisServer, free_port
+from tests.gunicorn_support import ROOT, serve_demo, worker_rss_kb
 
 pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.django_db(transaction=True)]
-ROOT = Path(__file__).resolve().parent.parent
 SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
 PAIRS, GOOD_CLIENTS = 8, 10
 
 
-def database_url(db):
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
-def worker_rss_kb(master_pid):
-    children = subprocess.run(
-        ["pgrep", "-P", str(master_pid)], capture_output=True, text=True
-    ).stdout.split()
-    sizes = {}
-    for pid in children:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                sizes[pid] = int(line.split()[1])
-    return sizes
-
-
 @pytest.fixture
 def served(demo_data, settings):
-    redis_server = RedisServer().start()
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "project.settings",
-        "DJANGO_DEBUG": "0",
-        "DATABASE_URL": database_url(settings.DATABASES["default"]),
-        "REDIS_URL": redis_server.url,
-        "RATELIMIT_TRUSTED_PROXIES": "127.0.0.1/32",
-    }
-    gunicorn = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "project.wsgi:application",
-            "--workers",
-            "4",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    from tests.soak_traffic import _send
-
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            _send(port, "GET", "/v1/status")
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.2)
-    yield port, gunicorn.pid, demo_data
-    gunicorn.terminate()
-    gunicorn.wait(30)
-    redis_server.stop()
+    with serve_demo(settings.DATABASES["default"]) as (port, master):
+        yield port, master, demo_data
 
 
 def test_soak(served):
