@@ -16,6 +16,7 @@ REDIS_BACKEND = "ratelimit_app.counters.redis.RedisBackend"
 CHOICES = {
     "FAILURE_MODE": ("open", "closed"),
     "RESET_STYLE": ("delta", "epoch"),
+    "POLICY_REFRESH": ("background", "inline"),
 }
 BODIES = ("default", "drf", "problem")
 

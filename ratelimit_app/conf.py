@@ -40,6 +40,10 @@ DEFAULTS: dict[str, Any] = {
     # next request and the database is asked only every POLICY_FALLBACK_INTERVAL.
     "POLICY_REFRESH_INTERVAL": 1.0,
     "POLICY_FALLBACK_INTERVAL": 30.0,
+    # "background": a thread of each process watches the revision and builds a new
+    # snapshot beside the one requests use, then swaps it in; no request waits for a
+    # rebuild. "inline": the request that finds the revision moved rebuilds (tests).
+    "POLICY_REFRESH": "background",
     # Responses.
     "RESET_STYLE": "delta",
     "IETF_HEADERS": False,

@@ -90,7 +90,9 @@ def get_snapshot_holder() -> SnapshotHolder:
     if _snapshots is None:
         with _lock:
             if _snapshots is None:
-                _snapshots = SnapshotHolder(publish=publish_revision)
+                _snapshots = SnapshotHolder(
+                    publish=publish_revision, read_remote=published_revision
+                )
     return _snapshots
 
 
@@ -106,6 +108,15 @@ def publish_revision(number: int, only_if_missing: bool = False) -> None:
         get_backend().publish_revision(number, only_if_missing)
     except BackendUnavailable:
         logger.warning("Policy revision %d not published: the counter store is down.", number)
+
+
+def published_revision() -> int | None:
+    """The policy revision the counter store knows of, or None if it cannot tell or is
+    down (processes then ask the database)."""
+    try:
+        return get_backend().published_revision()
+    except BackendUnavailable:
+        return None
 
 
 def reset() -> None:

@@ -15,6 +15,9 @@ def _fresh_runtime(settings):
         "KEY_PREFIX": f"rlt{uuid.uuid4().hex[:8]}",
         "POLICY_REFRESH_INTERVAL": 0,
         "POLICY_FALLBACK_INTERVAL": 0,
+        # The request that finds the revision moved refreshes, so that a test sees its
+        # edit at once; the background thread has tests of its own (test_policy.py).
+        "POLICY_REFRESH": "inline",
     }
     runtime.reset()
     yield

@@ -21,6 +21,7 @@ from ratelimit_app.counters.algorithms import US
 from ratelimit_app.counters.base import BackendUnavailable, key_base
 from ratelimit_app.models import CredentialBan
 from ratelimit_app.policy import revision
+from ratelimit_app.policy.build import ban_row
 from ratelimit_app.signals import credential_banned, credential_unbanned
 
 logger = logging.getLogger("ratelimit_app.bans")
@@ -64,8 +65,9 @@ def create_ban(
     except DatabaseError:
         logger.exception("Could not record a credential ban; it holds in the counter store.")
         return None
-    # No immediate rebuild: the counter store enforces the ban now, and the snapshot
-    # takes the row in with the revision this save published (at most once a second).
+    # The counter store enforces the ban now; this process's snapshot takes the row in
+    # at once, other processes with the revision this save published.
+    runtime.get_snapshot_holder().take_in_bans([ban_row(ban)])
     logger.warning(
         "Banned %s [%s] for %d s after %d failures.",
         _who(party),
@@ -114,7 +116,8 @@ def lift_bans(
             ban.lifted_by = user if getattr(user, "is_authenticated", False) else None
             ban.save(update_fields=["lifted_at", "lifted_by"])
             lifted.append(ban)
-    runtime.get_snapshot_holder().invalidate()
+    # This process honours the lift at once; others with the revision it published.
+    runtime.get_snapshot_holder().take_in_bans([ban_row(ban) for ban in lifted])
     for ban in lifted:
         if ban.rule_id is not None:  # a deleted rule's pair has no keys left to clear
             clear_party(ban.rule_id, ban.kind, ban.fingerprint)
@@ -132,13 +135,15 @@ def record_extension(
     minute, so that the row stays the truth if the store is flushed."""
     if new_expiry - recorded_expiry < EXTENSION_SYNC_SECONDS:
         return
+    expires_at = from_us(int(new_expiry * US))
     try:
         with transaction.atomic():
+            number = revision.bump(policy=False)
             CredentialBan.objects.filter(
                 rule_id=watched.rule.id, fingerprint=fingerprint, lifted_at__isnull=True
-            ).active().update(expires_at=from_us(int(new_expiry * US)))
-            revision.bump()
+            ).active().update(expires_at=expires_at, revision=number)
     except DatabaseError:
         logger.exception("Could not extend a credential ban's row; it holds in the counter store.")
         return
-    runtime.get_snapshot_holder().invalidate()
+    row = (watched.rule.id, fingerprint, expires_at, None, expires_at)
+    runtime.get_snapshot_holder().take_in_bans([row])

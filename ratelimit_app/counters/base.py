@@ -187,6 +187,11 @@ class Backend:
         moving the published number backwards); the default cannot, and processes then
         poll the database."""
 
+    def published_revision(self) -> int | None:
+        """The policy revision this store was told of (0: none, after a flush or restart),
+        or None if this store cannot tell of revisions (processes poll the database)."""
+        return None
+
 
 def key_base(config: dict[str, Any]) -> str:
     """The start of every counter key: the prefix, then the Redis Cluster hash tag."""

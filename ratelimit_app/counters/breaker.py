@@ -98,3 +98,8 @@ class GuardedBackend:
     def publish_revision(self, number: int, only_if_missing: bool = False) -> None:
         """See Backend.publish_revision."""
         return self.breaker.call(self.backend.publish_revision, number, only_if_missing)
+
+    def published_revision(self) -> int | None:
+        """See Backend.published_revision."""
+        result: int | None = self.breaker.call(self.backend.published_revision)
+        return result

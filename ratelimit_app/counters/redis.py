@@ -159,6 +159,14 @@ class RedisBackend(Backend):
         except redis_lib.RedisError as exc:
             raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
 
+    def published_revision(self) -> int | None:
+        """See Backend.published_revision: one GET."""
+        try:
+            value = self.client.get(self.revision_key)
+        except redis_lib.RedisError as exc:
+            raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
+        return int(value or 0)
+
     @cached_property
     def failure_script(self) -> Any:
         return self.client.register_script(load_script("failures.lua"))

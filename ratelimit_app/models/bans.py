@@ -134,6 +134,9 @@ class CredentialBan(models.Model):
     lifted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
+    # The policy revision that last wrote this row: processes read only the rows changed
+    # since their snapshot's revision.
+    revision = models.PositiveBigIntegerField(default=0, db_index=True, editable=False)
 
     objects = CredentialBanQuerySet.as_manager()
 

@@ -240,9 +240,16 @@ class ApiKey(models.Model):
 
 
 class PolicyRevision(models.Model):
-    """A single row whose number goes up on every policy edit; processes poll it."""
+    """A single row whose number goes up on every policy edit; processes poll it.
+
+    ``number`` moves on every edit, bans included; ``policy_number`` is the number of the
+    last edit that was not a ban being written, extended or lifted. A process whose
+    snapshot is at that policy number only reads the ban rows changed since (their
+    ``revision``) instead of building a whole new snapshot.
+    """
 
     number = models.PositiveBigIntegerField(default=0)
+    policy_number = models.PositiveBigIntegerField(default=0)
     changed_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):

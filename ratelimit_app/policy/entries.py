@@ -5,7 +5,8 @@ import re
 from dataclasses import dataclass
 
 from ratelimit_app import paths
-from ratelimit_app.models import BanRule, Limit
+from ratelimit_app.models import BanRule
+from ratelimit_app.models.policies import limit_problem
 
 logger = logging.getLogger("ratelimit_app")
 
@@ -98,20 +99,30 @@ def ban_rule_entry(rule: BanRule) -> BanRuleEntry:
     )
 
 
-def limit_entry(limit: Limit) -> LimitEntry | None:
-    """The snapshot's view of a limit, or None (logged) for one that cannot be counted,
-    such as a row written around the model's validation."""
-    problem = limit.count_problem()
+def limit_entry(
+    id: int,
+    group: str,
+    scope: str,
+    algorithm: str,
+    rate: int,
+    period: int,
+    burst: int | None,
+    shadow: bool,
+) -> LimitEntry | None:
+    """The snapshot's view of a limit row's values, or None (logged) for one that cannot
+    be counted, such as a row written around the model's validation."""
+    problem = limit_problem(algorithm, rate, period)
     if problem is not None:
-        logger.error("Limit %s is skipped: %s.", limit.pk, problem)
+        logger.error("Limit %s is skipped: %s.", id, problem)
         return None
     return LimitEntry(
-        id=limit.pk,
-        group=limit.group.slug,
-        scope=limit.scope,
-        algorithm=limit.algorithm,
-        rate=limit.rate,
-        period=limit.period,
-        burst=limit.effective_burst if limit.algorithm == "gcra" else None,
-        shadow=limit.shadow,
+        id=id,
+        group=group,
+        scope=scope,
+        algorithm=algorithm,
+        rate=rate,
+        period=period,
+        # GCRA's burst: the configured one, else the rate (as Limit.effective_burst).
+        burst=(burst or rate) if algorithm == "gcra" else None,
+        shadow=shadow,
     )

@@ -1,47 +1,66 @@
-"""SnapshotHolder: keeps a process's PolicySnapshot fresh.
+"""SnapshotHolder: keeps a process's PolicySnapshot fresh, off the request path.
 
-At most once per POLICY_REFRESH_INTERVAL a process reads the revision number (one small
-query) and rebuilds the snapshot when an admin edit has raised it, so edits reach every
-worker within about a second without a restart. With a counter store that tells of
-revisions (Redis), the database is asked only every POLICY_FALLBACK_INTERVAL.
+A process learns that the policy revision moved from its counter store (Redis returns
+the published revision with every check, and is asked once per POLICY_REFRESH_INTERVAL
+by the holder's own thread, so an idle process learns too) or, without one, from the
+database. With POLICY_REFRESH "background" (the default) a thread of the process then
+builds the new snapshot beside the one requests use and swaps it in: no request ever
+waits for a rebuild, and only the very first request of a process builds one. An edit
+that only wrote, extended or lifted ban rows is taken in by reading those rows, not by
+a rebuild (see models.PolicyRevision).
 """
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections
 
 from ratelimit_app.conf import get_config
 from ratelimit_app.policy import revision
-from ratelimit_app.policy.build import build_snapshot
+from ratelimit_app.policy.build import BanRow, apply_ban_rows, build_snapshot, changed_bans
 from ratelimit_app.policy.snapshot import PolicySnapshot
 
 logger = logging.getLogger("ratelimit_app")
 
 # publish(number, only_if_missing): makes a revision known through the counter store.
 Publisher = Callable[[int, bool], None]
+# The revision the counter store was told of (0: none), or None if it cannot tell.
+RemoteReader = Callable[[], int | None]
 # After a failed refresh (the database down), wait this long before the next attempt,
 # doubling up to the maximum: requests meanwhile use the last good snapshot.
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0
+# Ban rows taken in one by one since the last full build before the next refresh is a
+# full build again, which drops the expired ones.
+MAX_BAN_CHANGES = 10_000
 
 
 def _no_publisher(number: int, only_if_missing: bool) -> None:
     """A holder with no counter store to tell: processes poll the database."""
 
 
+def _no_remote() -> int | None:
+    return None
+
+
 class SnapshotHolder:
     """Keeps a process's snapshot fresh; ``clock`` is injectable for tests, ``publish``
-    tells the counter store of a revision it lost (a flush or restart)."""
+    tells the counter store of a revision it lost (a flush or restart), and
+    ``read_remote`` asks the store which revision it knows of."""
 
     def __init__(
-        self, clock: Callable[[], float] = time.monotonic, publish: Publisher = _no_publisher
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        publish: Publisher = _no_publisher,
+        read_remote: RemoteReader = _no_remote,
     ) -> None:
         self.clock = clock
         self.publish = publish
+        self.read_remote = read_remote
         self.snapshot: PolicySnapshot | None = None
         self.checked_at = float("-inf")
         self.remote_seen_at: float | None = None
@@ -51,21 +70,35 @@ class SnapshotHolder:
         self.rebuild_at: float | None = None
         self.failed_refreshes = 0
         self.retry_at: float | None = None
+        self.ban_changes = 0
         self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
 
-    def _interval(self, now: float) -> float:
-        config = get_config()
-        interval = float(config["POLICY_REFRESH_INTERVAL"])
-        fallback = float(config["POLICY_FALLBACK_INTERVAL"])
-        if self.remote_seen_at is not None and now - self.remote_seen_at < fallback:
-            # The counter store tells of edits with every check: the database is only
-            # asked in case a publication was lost.
-            return max(interval, fallback)
-        return interval
+    # -- what requests call ------------------------------------------------------------
+
+    def get(self) -> PolicySnapshot:
+        """The current snapshot. A refresh that is due runs in the background thread (or,
+        with POLICY_REFRESH "inline", here); only a process's first call builds."""
+        now = self.clock()
+        snapshot = self.snapshot
+        if snapshot is not None and not self._due(now) and self._pid == os.getpid():
+            return snapshot
+        if snapshot is not None and self._in_background():
+            self._wake_refresher()
+            return snapshot
+        with self._lock:
+            if self.snapshot is None or self._due(now):
+                self._refresh(now)
+        if self._in_background():
+            self._wake_refresher()  # from now on the thread keeps this process fresh
+        assert self.snapshot is not None
+        return self.snapshot
 
     def note_remote_revision(self, number: int) -> bool:
         """The counter store knows of policy revision ``number`` (0: of none, after a flush
-        or restart): rebuild if it is newer, publish the latest again if it has none.
+        or restart): refresh if it is newer, publish the latest again if it has none.
 
         Returns True when the store has just lost its state (it knew of a revision and
         now knows of none): what this process remembers of its counters is stale.
@@ -80,12 +113,85 @@ class SnapshotHolder:
             self._schedule_rebuild(now)
         return False
 
+    def take_in_bans(self, rows: list[BanRow]) -> None:
+        """Record ban rows this process itself just wrote or lifted, at once (other
+        processes take them in with the revision their write published)."""
+        if self.snapshot is not None:
+            apply_ban_rows(self.snapshot, rows)
+
+    def invalidate(self) -> None:
+        """Refresh on the next request (used after this process itself changed a policy)."""
+        self.checked_at = float("-inf")
+
+    # -- the background thread ---------------------------------------------------------
+
+    def poll(self) -> None:
+        """One turn of the background thread: ask the store which revision it knows of,
+        then refresh if that (or the database, when due) says the policy moved."""
+        try:
+            remote = self.read_remote()
+        except Exception:  # the store is down: the database is asked when due
+            remote = None
+        if remote is not None:
+            self.note_remote_revision(remote)
+        with self._lock:
+            now = self.clock()
+            if self.snapshot is None or self._due(now):
+                self._refresh(now)
+
+    def _in_background(self) -> bool:
+        return get_config()["POLICY_REFRESH"] == "background"
+
+    def _wake_refresher(self) -> None:
+        if self._pid != os.getpid():
+            # A forked child: the parent's thread and lock do not exist here.
+            self._pid, self._thread = os.getpid(), None
+            self._lock, self._wake = threading.Lock(), threading.Event()
+        if self._thread is None or not self._thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # interpreter shutting down
+                self._thread = threading.Thread(
+                    target=self._run, name="ratelimit-policy", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._next_wait())
+            self._wake.clear()
+            try:
+                self.poll()
+            except Exception:  # never let the thread die: requests rely on it
+                logger.exception("Policy snapshot refresh failed.")
+            finally:
+                close_old_connections()  # this thread's database connection, if stale
+
+    def _next_wait(self) -> float:
+        interval = float(get_config()["POLICY_REFRESH_INTERVAL"]) or 1.0
+        if self.rebuild_at is not None:
+            return max(0.0, min(interval, self.rebuild_at - self.clock()))
+        return interval
+
+    # -- deciding and refreshing --------------------------------------------------------
+
+    def _interval(self, now: float) -> float:
+        config = get_config()
+        interval = float(config["POLICY_REFRESH_INTERVAL"])
+        fallback = float(config["POLICY_FALLBACK_INTERVAL"])
+        if self.remote_seen_at is not None and now - self.remote_seen_at < fallback:
+            # The counter store tells of edits: the database is only asked in case a
+            # publication was lost.
+            return max(interval, fallback)
+        return interval
+
     def _schedule_rebuild(self, now: float) -> None:
-        # At most one rebuild per POLICY_REFRESH_INTERVAL: a burst of edits (or of bans
-        # during an attack) costs each process one rebuild a second, not one per edit.
+        # At most one full rebuild per POLICY_REFRESH_INTERVAL: a burst of edits costs
+        # each process one rebuild a second, not one per edit.
         if self.rebuild_at is None:
             spacing = float(get_config()["POLICY_REFRESH_INTERVAL"])
             self.rebuild_at = max(now, self.built_at + spacing)
+            if self._in_background():
+                self._wake_refresher()
 
     def _republish(self, now: float) -> None:
         # At most once per interval, and only where the key is missing, so that an
@@ -104,18 +210,6 @@ class SnapshotHolder:
         if latest > self.snapshot.revision:
             self._schedule_rebuild(now)
 
-    def get(self) -> PolicySnapshot:
-        """The current snapshot, refreshed if the revision moved (checked once per interval)."""
-        now = self.clock()
-        snapshot = self.snapshot
-        if snapshot is not None and not self._due(now):
-            return snapshot
-        with self._lock:
-            if self.snapshot is None or self._due(now):
-                self._refresh(now)
-        assert self.snapshot is not None
-        return self.snapshot
-
     def _due(self, now: float) -> bool:
         if self.retry_at is not None and now < self.retry_at:
             return False  # the last refresh failed: wait out its backoff
@@ -124,14 +218,21 @@ class SnapshotHolder:
         return now - self.checked_at >= self._interval(now)
 
     def _refresh(self, now: float) -> None:
-        """Rebuild if the revision moved. A database error is never raised into the
-        request: the last good snapshot stays (an empty one if there was none yet)."""
+        """Take in what moved since the snapshot: its ban rows only, if nothing else
+        changed, else a whole new snapshot, swapped in at once. A database error is never
+        raised into a request: the last good snapshot stays (an empty one if none yet)."""
         try:
             # A process that never built one holds an empty stand-in: build it first.
             held = None if self.built_at == float("-inf") else self.snapshot
-            if held is None or revision.current() != held.revision:
+            number, policy_number = revision.read()
+            if held is None or self._needs_rebuild(held, number, policy_number):
                 self.snapshot = build_snapshot()
-                self.built_at = now
+                self.built_at, self.ban_changes = now, 0
+            elif number != held.revision:
+                rows = changed_bans(held.revision)
+                apply_ban_rows(held, rows)
+                held.revision = number
+                self.ban_changes += len(rows)
         except DatabaseError as exc:
             self._refresh_failed(now, exc)
             return
@@ -142,6 +243,15 @@ class SnapshotHolder:
             self.failed_refreshes, self.retry_at = 0, None
         self.checked_at = now
         self.rebuild_at = None
+
+    def _needs_rebuild(self, held: PolicySnapshot, number: int, policy_number: int) -> bool:
+        # Anything but ban rows changed, the numbers went back (a restored database), or
+        # enough bans came one by one that the expired ones are worth dropping.
+        return (
+            policy_number != held.policy_revision
+            or number < held.revision
+            or self.ban_changes >= MAX_BAN_CHANGES
+        )
 
     def _refresh_failed(self, now: float, exc: DatabaseError) -> None:
         self.failed_refreshes += 1
@@ -157,8 +267,3 @@ class SnapshotHolder:
             )
         if self.snapshot is None:
             self.snapshot = PolicySnapshot()
-
-    def invalidate(self) -> None:
-        """Rebuild on the next request (used after this process itself changed a policy)."""
-        with self._lock:
-            self.checked_at = float("-inf")

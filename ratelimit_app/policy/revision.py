@@ -25,12 +25,21 @@ WATCHED = (
 )
 
 
-def bump() -> int:
+def bump(policy: bool = True) -> int:
     """Raise the revision number by one (in the current transaction); once that commits,
-    announce it. Returns the new number."""
-    updated = models.PolicyRevision.objects.filter(pk=1).update(number=F("number") + 1)
+    announce it. Returns the new number.
+
+    ``policy=False`` for a ban row written, extended or lifted: processes then read the
+    ban rows changed since their snapshot, not the whole policy again.
+    """
+    fields = {"number": F("number") + 1}
+    if policy:
+        fields["policy_number"] = F("number") + 1
+    updated = models.PolicyRevision.objects.filter(pk=1).update(**fields)
     if not updated:
-        models.PolicyRevision.objects.get_or_create(pk=1, defaults={"number": 1})
+        models.PolicyRevision.objects.get_or_create(
+            pk=1, defaults={"number": 1, "policy_number": 1 if policy else 0}
+        )
     number = current()
     transaction.on_commit(lambda: announce(number))
     return number
@@ -49,6 +58,12 @@ def current() -> int:
     return row or 0
 
 
+def read() -> tuple[int, int]:
+    """The current revision number and the number of the last edit that was not a ban."""
+    row = models.PolicyRevision.objects.filter(pk=1).values_list("number", "policy_number")
+    return row.first() or (0, 0)
+
+
 def _on_change(sender: type, **kwargs: Any) -> None:
     if kwargs.get("raw"):
         return  # loaddata: the fixture brings its own revision
@@ -56,6 +71,18 @@ def _on_change(sender: type, **kwargs: Any) -> None:
     bump()
 
 
+def _on_ban_saved(sender: type, instance: models.CredentialBan, **kwargs: Any) -> None:
+    if kwargs.get("raw"):
+        return
+    # A ban row changed: processes take in this row alone (see PolicyRevision).
+    number = bump(policy=False)
+    models.CredentialBan.objects.filter(pk=instance.pk).update(revision=number)
+    instance.revision = number
+
+
 for _model in WATCHED:
-    post_save.connect(_on_change, sender=_model, dispatch_uid=f"ratelimit_rev_save_{_model}")
+    if _model is not models.CredentialBan:
+        post_save.connect(_on_change, sender=_model, dispatch_uid=f"ratelimit_rev_save_{_model}")
+    # A deleted ban row leaves nothing to read as a change: the whole policy is read again.
     post_delete.connect(_on_change, sender=_model, dispatch_uid=f"ratelimit_rev_del_{_model}")
+post_save.connect(_on_ban_saved, sender=models.CredentialBan, dispatch_uid="ratelimit_rev_ban")

@@ -20,6 +20,8 @@ class PolicySnapshot:
     """Everything a request needs to know about policies, without a query."""
 
     revision: int = 0
+    # The revision of the last edit that was not a ban row (see models.PolicyRevision).
+    policy_revision: int = 0
     default_tier_id: int | None = None
     groups: dict[str, bool] = field(default_factory=dict)  # slug -> applies_to_all
     global_groups: tuple[str, ...] = ()
