@@ -123,6 +123,8 @@ def reset() -> None:
     """Forget the process's objects; the next call builds them from the settings again."""
     global _backend, _snapshots, _denials
     with _lock:
+        if _snapshots is not None:
+            _snapshots.stop()
         _backend = None
         _snapshots = None
         _denials = None

@@ -75,6 +75,7 @@ class SnapshotHolder:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        self._stopped = False
 
     # -- what requests call ------------------------------------------------------------
 
@@ -147,6 +148,8 @@ class SnapshotHolder:
             # A forked child: the parent's thread and lock do not exist here.
             self._pid, self._thread = os.getpid(), None
             self._lock, self._wake = threading.Lock(), threading.Event()
+        if self._stopped:
+            return
         if self._thread is None or not self._thread.is_alive():
             with contextlib.suppress(RuntimeError):  # interpreter shutting down
                 self._thread = threading.Thread(
@@ -155,16 +158,22 @@ class SnapshotHolder:
                 self._thread.start()
         self._wake.set()
 
+    def stop(self) -> None:
+        """End the background thread (when the process's objects are replaced)."""
+        self._stopped = True
+        self._wake.set()
+
     def _run(self) -> None:
-        while True:
+        while not self._stopped:
             self._wake.wait(self._next_wait())
             self._wake.clear()
+            if self._stopped:
+                break
             try:
                 self.poll()
+                close_old_connections()  # this thread's database connection, if stale
             except Exception:  # never let the thread die: requests rely on it
                 logger.exception("Policy snapshot refresh failed.")
-            finally:
-                close_old_connections()  # this thread's database connection, if stale
 
     def _next_wait(self) -> float:
         interval = float(get_config()["POLICY_REFRESH_INTERVAL"]) or 1.0
