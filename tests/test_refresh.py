@@ -10,8 +10,8 @@ import threading
 import pytest
 
 from ratelimit_app.models import CredentialBan, Limit
-from ratelimit_app.policy import SnapshotHolder, holder as holder_module
-from ratelimit_app.policy import revision
+from ratelimit_app.policy import SnapshotHolder, revision
+from ratelimit_app.policy import holder as holder_module
 from tests.factories import ApiKeyFactory, BanRuleFactory, CredentialBanFactory, LimitFactory
 
 pytestmark = pytest.mark.django_db
