@@ -35,7 +35,7 @@ def worker_rss_kb(master_pid):
 @contextlib.contextmanager
 def serve_demo(database, *, workers=4, trusted_proxies="127.0.0.1/32"):
     """Run project.wsgi under gunicorn on a free port with a throwaway Redis; yields
-    (port, master pid)."""
+    (port, master pid, the Redis URL)."""
     redis_server = RedisServer().start()
     port = free_port()
     env = {
@@ -58,7 +58,7 @@ def serve_demo(database, *, workers=4, trusted_proxies="127.0.0.1/32"):
             except OSError:
                 assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.2)
-        yield port, gunicorn.pid
+        yield port, gunicorn.pid, redis_server.url
     finally:
         gunicorn.terminate()
         gunicorn.wait(30)

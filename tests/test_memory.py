@@ -68,6 +68,7 @@ def test_hostile_values_do_not_grow_a_worker(demo_data, settings):
     with serve_demo(settings.DATABASES["default"], workers=2, trusted_proxies="10.0.0.0/8") as (
         port,
         master,
+        _redis,
     ):
         send_from_processes(port, 0, WARM_UP)  # imports, pools and allocator warm up
         before = worker_rss_kb(master)

@@ -20,7 +20,7 @@ PAIRS, GOOD_CLIENTS = 8, 10
 
 @pytest.fixture
 def served(demo_data, settings):
-    with serve_demo(settings.DATABASES["default"]) as (port, master):
+    with serve_demo(settings.DATABASES["default"]) as (port, master, _redis):
         yield port, master, demo_data
 
 

@@ -194,13 +194,17 @@ class SnapshotHolder:
         return interval
 
     def _schedule_rebuild(self, now: float) -> None:
-        # At most one full rebuild per POLICY_REFRESH_INTERVAL: a burst of edits costs
-        # each process one rebuild a second, not one per edit.
-        if self.rebuild_at is None:
+        if self.rebuild_at is not None:
+            return
+        if self._in_background():
+            # At once: the thread's refresh takes in every edit made up to its start, so
+            # a burst of edits costs a few refreshes back to back, none in a request.
+            self.rebuild_at = now
+            self._wake_refresher()
+        else:
+            # In a request: at most one refresh per POLICY_REFRESH_INTERVAL.
             spacing = float(get_config()["POLICY_REFRESH_INTERVAL"])
             self.rebuild_at = max(now, self.built_at + spacing)
-            if self._in_background():
-                self._wake_refresher()
 
     def _republish(self, now: float) -> None:
         # At most once per interval, and only where the key is missing, so that an
