@@ -198,9 +198,12 @@ class Limit(models.Model):
             raise ValidationError(errors)
 
 
+ALGORITHMS = frozenset(Algorithm.values)  # computed once: the snapshot checks every row
+
+
 def limit_problem(algorithm: str, rate: int | None, period: int | None) -> str | None:
     """Why a limit with these numbers cannot be counted exactly, or None if it can."""
-    if algorithm not in Algorithm.values:
+    if algorithm not in ALGORITHMS:
         return f"unknown algorithm {algorithm!r}"
     if not rate or not period or rate < 1 or period < 1:
         return "a limit needs a rate and a period of at least 1"

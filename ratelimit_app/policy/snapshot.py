@@ -27,15 +27,17 @@ class PolicySnapshot:
     global_groups: tuple[str, ...] = ()
     # (compiled pattern, group slug), most specific first
     matchers: tuple[tuple[re.Pattern[str], str], ...] = ()
-    tier_limits: dict[tuple[str, int | None], list[LimitEntry]] = field(default_factory=dict)
-    tenant_limits: dict[tuple[str, int | None], list[LimitEntry]] = field(default_factory=dict)
+    # (group slug, tier or tenant id) -> limits; lists while built, tuples once built
+    tier_limits: dict[tuple[str, int | None], Sequence[LimitEntry]] = field(default_factory=dict)
+    tenant_limits: dict[tuple[str, int | None], Sequence[LimitEntry]] = field(default_factory=dict)
     tenants: dict[int, TenantEntry] = field(default_factory=dict)
     tenant_slugs: dict[str, int] = field(default_factory=dict)
     api_keys: dict[str, KeyEntry] = field(default_factory=dict)  # prefix -> KeyEntry
     ban_rules: tuple[BanRuleEntry, ...] = ()
-    # (rule_id, fingerprint) -> expires_at, and -> lifted_at (epoch seconds)
-    bans: dict[tuple[int, str], float] = field(default_factory=dict)
-    lifted: dict[tuple[int, str], float] = field(default_factory=dict)
+    # rule_id -> {fingerprint key: expires_at}, and -> {fingerprint key: lifted_at}
+    # (epoch seconds; see fingerprint_key): a hundred thousand bans in a few MB.
+    bans: dict[int, dict[bytes | str, float]] = field(default_factory=dict)
+    lifted: dict[int, dict[bytes | str, float]] = field(default_factory=dict)
     has_user_limits: bool = False
     # Memo of the pipeline's limit specs for this snapshot (enforcement.specs).
     spec_cache: dict[tuple[Any, ...], list[Any]] = field(default_factory=dict)
@@ -86,8 +88,21 @@ class PolicySnapshot:
 
     def recorded_ban(self, rule_id: int, fingerprint: str) -> float | None:
         """The expiry (epoch seconds) of the pair's ban as the database records it, if any."""
-        return self.bans.get((rule_id, fingerprint))
+        return self.bans.get(rule_id, {}).get(fingerprint_key(fingerprint))
 
     def lifted_at(self, rule_id: int, fingerprint: str) -> float | None:
         """When an operator lifted the pair's ban that would still run, if one did."""
-        return self.lifted.get((rule_id, fingerprint))
+        return self.lifted.get(rule_id, {}).get(fingerprint_key(fingerprint))
+
+    def ban_count(self) -> int:
+        """How many bans the snapshot records (expired ones included until a rebuild)."""
+        return sum(map(len, self.bans.values()))
+
+
+def fingerprint_key(fingerprint: str) -> bytes | str:
+    """How a ban's fingerprint is kept: its 32 bytes rather than 64 hex characters (half
+    the memory); a fingerprint that is not hex (written by hand) as it is."""
+    try:
+        return bytes.fromhex(fingerprint)
+    except ValueError:
+        return fingerprint
