@@ -180,7 +180,10 @@ def main():
     setup_django(args.tree)
     from django.conf import settings
 
-    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH": "inline"}
+    from ratelimit_app.conf import DEFAULTS
+
+    if "POLICY_REFRESH" in DEFAULTS:  # an older checkout has no background refresh
+        settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH": "inline"}
     if not args.keep:
         create_rows(args.tenants, args.overrides, args.bans)
     if Path(args.tree).resolve() != ROOT:
