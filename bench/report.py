@@ -168,5 +168,8 @@ def write_report(results, docs):
         state=state_table(results),
         admission=admission_table(results),
         breakdown=(Path(__file__).parent / "breakdown.md").read_text().strip(),
+        # Measured by their own commands (bench-compare, bench-snapshot, bench-storm),
+        # written up by hand: kept when `make bench` writes the page again.
+        scenarios=(Path(__file__).parent / "scenarios.md").read_text().strip(),
     )
     (docs / "benchmarks.md").write_text(page)

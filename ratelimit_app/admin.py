@@ -1,7 +1,9 @@
 """The operators' admin: tiers with their limits, tenants with overrides and keys, bans."""
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count
+from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -34,8 +36,32 @@ class SecretLookupsRefused:
         return super().lookup_allowed(lookup, value, request)
 
 
+class LimitInlineFormSet(BaseInlineFormSet):
+    """A tier's limits or a tenant's overrides: two enabled rows with the same group,
+    scope and period are a form error naming both, never a database error (a 500)."""
+
+    def clean(self):
+        super().clean()
+        seen = {}
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE") or not data.get("enabled"):
+                continue
+            identity = (data.get("group"), data.get("scope"), data.get("period"))
+            if identity in seen:
+                group, scope, period = identity
+                raise ValidationError(
+                    f"Two enabled limits for the group {getattr(group, 'slug', group)!r}, "
+                    f"counted per {scope} over the same period ({period} s): rows "
+                    f"{seen[identity] + 1} and {self.forms.index(form) + 1}. Keep one, or "
+                    "untick 'enabled' on the other."
+                )
+            seen[identity] = self.forms.index(form)
+
+
 class TierLimitInline(admin.TabularInline):
     model = Limit
+    formset = LimitInlineFormSet
     fk_name = "tier"
     fields = LIMIT_FIELDS
     extra = 0
@@ -44,6 +70,7 @@ class TierLimitInline(admin.TabularInline):
 
 class TenantOverrideInline(admin.TabularInline):
     model = Limit
+    formset = LimitInlineFormSet
     fk_name = "tenant"
     fields = LIMIT_FIELDS
     extra = 0

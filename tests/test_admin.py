@@ -199,3 +199,101 @@ def test_ban_rule_and_credential_ban_rows_hold_no_secret():
     assert CredentialBan._meta.get_field("fingerprint").max_length == 64
     assert not any("secret" in f.name for f in CredentialBan._meta.fields)
     assert rule.pk
+
+
+def _tier_form(tier, rows, initial=0):
+    """The Tier change form with ``rows`` (dicts of limit fields) in its limits table."""
+    form = {
+        "name": tier.name,
+        "is_default": "on" if tier.is_default else "",
+        "limits-TOTAL_FORMS": str(len(rows)),
+        "limits-INITIAL_FORMS": str(initial),
+    }
+    for n, row in enumerate(rows):
+        for field, value in row.items():
+            form[f"limits-{n}-{field}"] = value
+    return {k: v for k, v in form.items() if v != ""}
+
+
+def _row(**values):
+    row = {"scope": "tenant", "algorithm": "gcra", "rate": "60", "period": "60", "burst": "10"}
+    row["enabled"] = "on"
+    row.update(values)
+    return row
+
+
+def test_a_duplicate_of_an_enabled_limit_in_the_tier_table_is_a_form_error(superuser_client):
+    existing = LimitFactory(rate=60, period=60, scope="tenant")
+    tier = existing.tier
+    url = reverse("admin:ratelimit_app_tier_change", args=[tier.pk])
+    rows = [
+        _row(id=str(existing.pk), tier=str(tier.pk), group=str(existing.group_id)),
+        _row(group=str(existing.group_id), rate="120"),
+    ]
+    response = superuser_client.post(url, _tier_form(tier, rows, initial=1))
+    assert response.status_code == 200  # the form again, not a 500
+    body = response.content.decode()
+    assert "errornote" in body
+    assert f"{existing.group.slug}" in body and "same period" in body
+    assert tier.limits.count() == 1
+
+
+def test_two_identical_new_rows_in_one_save_are_a_form_error(superuser_client):
+    existing = LimitFactory(scope="ip", period=3600)
+    tier, group = existing.tier, str(existing.group_id)
+    url = reverse("admin:ratelimit_app_tier_change", args=[tier.pk])
+    rows = [
+        _row(id=str(existing.pk), tier=str(tier.pk), group=group, scope="ip", period="3600"),
+        _row(group=group),
+        _row(group=group, rate="99"),
+    ]
+    response = superuser_client.post(url, _tier_form(tier, rows, initial=1))
+    assert response.status_code == 200
+    assert "errornote" in response.content.decode()
+    assert tier.limits.count() == 1
+
+
+def test_editing_a_row_into_a_duplicate_is_a_form_error_and_a_disabled_copy_is_fine(
+    superuser_client,
+):
+    first = LimitFactory(scope="tenant", period=60)
+    tier, group = first.tier, str(first.group_id)
+    second = LimitFactory(tier=tier, group=first.group, scope="tenant", period=3600)
+    url = reverse("admin:ratelimit_app_tier_change", args=[tier.pk])
+    same = dict(tier=str(tier.pk), group=group)
+    rows = [
+        _row(id=str(first.pk), **same),
+        _row(id=str(second.pk), **same, period="60"),  # now the same as first
+    ]
+    response = superuser_client.post(url, _tier_form(tier, rows, initial=2))
+    assert response.status_code == 200 and "errornote" in response.content.decode()
+    second.refresh_from_db()
+    assert second.period == 3600
+    rows[1].pop("enabled")  # a disabled duplicate is allowed (kept for later)
+    response = superuser_client.post(url, _tier_form(tier, rows, initial=2))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    second.refresh_from_db()
+    assert (second.period, second.enabled) == (60, False)
+
+
+def test_a_duplicate_override_in_the_tenant_table_is_a_form_error(superuser_client):
+    override = LimitFactory(tier=None, tenant=TenantFactory(), scope="tenant", period=60)
+    tenant = override.tenant
+    url = reverse("admin:ratelimit_app_tenant_change", args=[tenant.pk])
+    row = _row(group=str(override.group_id))
+    form = {
+        "name": tenant.name,
+        "slug": tenant.slug,
+        "tier": tenant.tier_id,
+        "active": "on",
+        "overrides-TOTAL_FORMS": "2",
+        "overrides-INITIAL_FORMS": "1",
+        "api_keys-TOTAL_FORMS": "0",
+        "api_keys-INITIAL_FORMS": "0",
+    }
+    for n, values in enumerate([{**row, "id": str(override.pk), "tenant": str(tenant.pk)}, row]):
+        for field, value in values.items():
+            form[f"overrides-{n}-{field}"] = value
+    response = superuser_client.post(url, form)
+    assert response.status_code == 200 and "errornote" in response.content.decode()
+    assert tenant.overrides.count() == 1
