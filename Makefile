@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extra pip requirement for a matrix leg, e.g. "Django>=6,<7".
 DJANGO_SPEC ?=
 
-.PHONY: demo test test-newest test-reliability lint format bench bench-compare bench-snapshot clean
+.PHONY: demo test test-newest test-reliability lint format bench bench-compare bench-snapshot bench-storm clean
 
 $(STAMP): requirements.txt setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,12 @@ bench-compare: $(STAMP)
 # checkout against the same rows.
 bench-snapshot: $(STAMP)
 	$(PY) bench/snapshot_scale.py $(ARGS)
+
+# Throughput of the demo under gunicorn while five new bans a second are made, and the
+# same server without the limiter; ARGS="--tree DIR --label before" for another checkout.
+bench-storm: $(STAMP)
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) bench/ban_storm.py $(ARGS)
 
 clean:
 	rm -rf .venv .venv-newest demo.sqlite3
