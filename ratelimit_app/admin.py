@@ -19,6 +19,7 @@ from ratelimit_app.models import (
     Tenant,
     Tier,
 )
+from ratelimit_app.named_groups import named_groups
 
 LIMIT_FIELDS = ("group", "scope", "algorithm", "rate", "period", "burst", "enabled", "shadow")
 # Fields derived from secrets: no lookup may filter on them (a filter such as
@@ -160,6 +161,35 @@ class TenantAdmin(SecretLookupsRefused, admin.ModelAdmin):
 class EndpointGroupAdmin(SecretLookupsRefused, admin.ModelAdmin):
     list_display = ("slug", "name", "applies_to_all", "patterns")
     search_fields = ("slug", "name", "path_patterns")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Views name groups by slug: renaming one in use would silently move its views
+        # to their path patterns' group (and its limits with them).
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and self.slug_in_use(obj):
+            return (*fields, "slug")
+        return fields
+
+    @staticmethod
+    def slug_in_use(obj):
+        """Why the group's slug cannot change (views or limits use it), or ''."""
+        routes = sorted(r for r, group in named_groups().items() if group == obj.slug)
+        reasons = []
+        if routes:
+            reasons.append(
+                f"views name it ({', '.join(routes[:3])}{', ...' if routes[3:] else ''})"
+            )
+        if obj.limits.exists():
+            reasons.append("limits count under it")
+        return " and ".join(reasons)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        reason = self.slug_in_use(obj) if obj is not None else ""
+        if reason:
+            context["subtitle"] = (
+                f"{obj} — the slug cannot be changed here: {reason}. Create a new group instead."
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="path patterns")
     def patterns(self, obj):

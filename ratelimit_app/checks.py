@@ -1,16 +1,15 @@
 """System checks with stable IDs for mistakes a project can make in RATELIMIT_APP."""
 
 import ipaddress
-from collections.abc import Iterator
 
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
-from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils.module_loading import import_string
 
 from ratelimit_app.conf import SETTING_NAME, get_config
+from ratelimit_app.named_groups import named_groups
 
 REDIS_BACKEND = "ratelimit_app.counters.redis.RedisBackend"
 CHOICES = {
@@ -123,7 +122,7 @@ def _check_body(config):
 def check_view_groups(app_configs=None, **kwargs):
     """Report views that name an endpoint group no row defines: such a view is limited
     by its path patterns' group instead (W010), which is rarely what its author meant."""
-    named = dict(_statically_named_groups(get_resolver().url_patterns, ""))
+    named = named_groups()
     if not named:
         return []
     from ratelimit_app.models import EndpointGroup
@@ -144,28 +143,3 @@ def check_view_groups(app_configs=None, **kwargs):
         for route, group in sorted(named.items())
         if group not in known
     ]
-
-
-def _statically_named_groups(patterns, prefix: str) -> Iterator[tuple[str, str]]:
-    for pattern in patterns:
-        route = prefix + str(pattern.pattern)
-        if isinstance(pattern, URLResolver):
-            yield from _statically_named_groups(pattern.url_patterns, route)
-        elif isinstance(pattern, URLPattern):
-            group = _view_group(pattern.callback)
-            if group:
-                yield route, group
-
-
-def _view_group(callback) -> str | None:
-    """The group a view names in its code: ``@ratelimit(group=...)``, a class's
-    ``ratelimit_group``, or a DRF ``throttle_scope`` read by this app's throttle."""
-    group = getattr(callback, "ratelimit_group", None)
-    view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
-    if group is None and view_class is not None:
-        group = getattr(view_class, "ratelimit_group", None)
-        throttles = getattr(view_class, "throttle_classes", ())
-        ours = any(t.__module__.startswith("ratelimit_app.") for t in throttles)
-        if group is None and ours:
-            group = getattr(view_class, "throttle_scope", None)
-    return group if isinstance(group, str) else None

@@ -1,5 +1,6 @@
 """URLs for tests/test_checks.py: views naming endpoint groups in each way a view can."""
 
+from django.contrib import admin
 from django.http import HttpResponse
 from django.urls import include, path
 from django.views import View
@@ -38,4 +39,5 @@ urlpatterns = [
     path("foreign", ForeignScopeView.as_view()),
     path("api/", include(nested)),
     path("bare", plain),
+    path("admin/", admin.site.urls),  # the admin test of a slug in use
 ]

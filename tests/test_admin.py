@@ -297,3 +297,26 @@ def test_a_duplicate_override_in_the_tenant_table_is_a_form_error(superuser_clie
     response = superuser_client.post(url, form)
     assert response.status_code == 200 and "errornote" in response.content.decode()
     assert tenant.overrides.count() == 1
+
+
+def test_a_group_slug_in_use_cannot_be_renamed_and_the_page_says_why(superuser_client, settings):
+    from ratelimit_app.models import EndpointGroup
+
+    settings.ROOT_URLCONF = "tests.checks_urls"  # a view there names "standard"
+    named = EndpointGroup.objects.create(slug="standard", name="Standard")
+    with_limits = LimitFactory().group
+    unused = EndpointGroup.objects.create(slug="spare", name="Spare")
+    for group, reason in [(named, "views name it (known)"), (with_limits, "limits count")]:
+        url = reverse("admin:ratelimit_app_endpointgroup_change", args=[group.pk])
+        page = superuser_client.get(url).content.decode()
+        assert "the slug cannot be changed here" in page and reason in page
+        form = {"slug": "renamed", "name": group.name, "path_patterns": group.path_patterns}
+        assert superuser_client.post(url, form).status_code == 302
+        group.refresh_from_db()
+        assert group.slug != "renamed"  # the posted slug is ignored
+    url = reverse("admin:ratelimit_app_endpointgroup_change", args=[unused.pk])
+    assert "the slug cannot be changed" not in superuser_client.get(url).content.decode()
+    form = {"slug": "renamed", "name": "Spare", "path_patterns": ""}
+    assert superuser_client.post(url, form).status_code == 302
+    unused.refresh_from_db()
+    assert unused.slug == "renamed"
