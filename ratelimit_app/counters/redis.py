@@ -162,7 +162,7 @@ class RedisBackend(Backend):
     def published_revision(self) -> int | None:
         """See Backend.published_revision: one GET."""
         try:
-            value = self.client.get(self.revision_key)
+            value: Any = self.client.get(self.revision_key)  # bytes or None (a sync client)
         except redis_lib.RedisError as exc:
             raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
         return int(value or 0)
