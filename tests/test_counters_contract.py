@@ -139,3 +139,17 @@ def test_memory_backend_is_bounded_and_drops_expired_keys():
     # A key past its TTL is dropped when it is next read.
     key = LimitSpec("k999", FIXED_WINDOW, 1, 1)
     assert backend.check([key], now=T0 + 5 * US).allowed
+
+
+def test_the_published_revision_is_read_back_where_the_store_can_tell(backend, request):
+    """The holder's thread asks the store which revision it knows of; a store that cannot
+    tell (in-process) says None, and the database is polled instead."""
+    if request.node.callspec.params["backend"] == "memory":
+        backend.publish_revision(7)
+        assert backend.published_revision() is None
+        return
+    before = backend.published_revision()
+    backend.publish_revision(before + 7)
+    assert backend.published_revision() == before + 7
+    backend.publish_revision(before + 3)  # never backwards
+    assert backend.published_revision() == before + 7
