@@ -78,7 +78,18 @@ def _check_choices(config):
 
 def _check_proxies(config):
     errors = []
-    for cidr in config["TRUSTED_PROXIES"]:
+    proxies = config["TRUSTED_PROXIES"]
+    if isinstance(proxies, str):
+        # A string would be read one character at a time.
+        return [
+            checks.Error(
+                f"{SETTING_NAME}['TRUSTED_PROXIES'] is the string {proxies!r}; it must be a "
+                "list of addresses or networks.",
+                hint=f"Write it as [{proxies!r}] (or split a comma-separated value).",
+                id="ratelimit_app.E008",
+            )
+        ]
+    for cidr in proxies:
         try:
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
@@ -143,3 +154,51 @@ def check_view_groups(app_configs=None, **kwargs):
         for route, group in sorted(named.items())
         if group not in known
     ]
+
+
+MIDDLEWARE_PATH = "ratelimit_app.middleware.RateLimitMiddleware"
+AUTHENTICATION_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+@checks.register()
+def check_middleware(app_configs=None, **kwargs):
+    """Warn when RateLimitMiddleware is missing (W011: bans and plain views go
+    unprotected) or placed before AuthenticationMiddleware (W012: limits per user and
+    the bans' early check cannot see the user)."""
+    middleware = [import_path(entry) for entry in settings.MIDDLEWARE]
+    ours = [n for n, entry in enumerate(middleware) if _is_ours(entry)]
+    if not ours:
+        return [
+            checks.Warning(
+                f"{MIDDLEWARE_PATH} is not in MIDDLEWARE: token endpoints are not protected "
+                "by credential bans and plain Django views are not limited.",
+                hint=f"Add {MIDDLEWARE_PATH!r} to MIDDLEWARE, after AuthenticationMiddleware.",
+                id="ratelimit_app.W011",
+            )
+        ]
+    if AUTHENTICATION_MIDDLEWARE in middleware and ours[0] < middleware.index(
+        AUTHENTICATION_MIDDLEWARE
+    ):
+        return [
+            checks.Warning(
+                f"{MIDDLEWARE_PATH} comes before AuthenticationMiddleware: it cannot see "
+                "request.user, so limits counted per user do not apply to plain views.",
+                hint="Move it after 'django.contrib.auth.middleware.AuthenticationMiddleware'.",
+                id="ratelimit_app.W012",
+            )
+        ]
+    return []
+
+
+def import_path(entry):
+    """A MIDDLEWARE entry as its dotted path (entries are strings in practice)."""
+    return entry if isinstance(entry, str) else f"{entry.__module__}.{entry.__qualname__}"
+
+
+def _is_ours(path):
+    if path == MIDDLEWARE_PATH:
+        return True
+    try:  # a project's subclass of ours says so (the checks import no surface)
+        return bool(getattr(import_string(path), "is_ratelimit_middleware", False))
+    except ImportError:
+        return False

@@ -8,15 +8,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.http import HttpRequest, HttpResponseBase
 
 from ratelimit_app import enforcement
-
-
-def view_group(view_func: Any) -> str | None:
-    """The endpoint group a view names (``ratelimit_group`` on a function or class)."""
-    group = getattr(view_func, "ratelimit_group", None)
-    if group:
-        return str(group)
-    view_class = getattr(view_func, "view_class", None) or getattr(view_func, "cls", None)
-    return getattr(view_class, "ratelimit_group", None)
+from ratelimit_app.named_groups import view_group
 
 
 @lru_cache(maxsize=4096)
@@ -39,6 +31,8 @@ class RateLimitMiddleware:
 
     sync_capable = True
     async_capable = True
+    # Read by the system check that finds this middleware (or a subclass) in MIDDLEWARE.
+    is_ratelimit_middleware = True
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response

@@ -33,8 +33,9 @@ def view_group(callback: Callable[..., Any]) -> str | None:
     view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
     if group is None and view_class is not None:
         group = getattr(view_class, "ratelimit_group", None)
-        throttles = getattr(view_class, "throttle_classes", ())
-        ours = any(t.__module__.startswith("ratelimit_app.") for t in throttles)
+        throttles = getattr(view_class, "throttle_classes", None) or ()
+        # PolicyThrottle and its subclasses say so (this module imports no surface).
+        ours = any(getattr(t, "checks_through_pipeline", False) for t in throttles)
         if group is None and ours:
             group = getattr(view_class, "throttle_scope", None)
     return group if isinstance(group, str) else None

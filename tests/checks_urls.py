@@ -8,6 +8,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from ratelimit_app.decorators import ratelimit
+from ratelimit_app.middleware import RateLimitMiddleware
 from ratelimit_app.throttling import PolicyThrottle
 
 
@@ -41,3 +42,7 @@ urlpatterns = [
     path("bare", plain),
     path("admin/", admin.site.urls),  # the admin test of a slug in use
 ]
+
+
+class OwnMiddleware(RateLimitMiddleware):
+    """A project's subclass of the middleware (tests/test_checks.py)."""

@@ -66,3 +66,39 @@ def test_a_group_created_later_is_no_longer_reported(settings, demo_data):
 @pytest.mark.django_db
 def test_the_demo_names_only_groups_of_its_catalogue(demo_data):
     assert check_view_groups() == []
+
+
+def test_trusted_proxies_as_a_string_is_one_clear_error(settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "TRUSTED_PROXIES": "10.0.0.0/8"}
+    errors = check_settings()
+    assert ids(errors) == ["ratelimit_app.E008"]
+    assert "['10.0.0.0/8']" in errors[0].hint
+
+
+MIDDLEWARE = "ratelimit_app.middleware.RateLimitMiddleware"
+AUTH = "django.contrib.auth.middleware.AuthenticationMiddleware"
+SESSIONS = "django.contrib.sessions.middleware.SessionMiddleware"
+
+
+@pytest.mark.parametrize(
+    "middleware, expected",
+    [
+        ([SESSIONS, AUTH, MIDDLEWARE], []),
+        ([SESSIONS, AUTH], ["ratelimit_app.W011"]),
+        ([SESSIONS, MIDDLEWARE, AUTH], ["ratelimit_app.W012"]),
+        ([MIDDLEWARE], []),  # no authentication at all: nothing to come after
+        ([SESSIONS, AUTH, "tests.checks_urls.OwnMiddleware"], []),  # a subclass counts
+        ([SESSIONS, "tests.checks_urls.OwnMiddleware", AUTH], ["ratelimit_app.W012"]),
+    ],
+)
+def test_the_middleware_must_be_there_and_after_authentication(settings, middleware, expected):
+    from ratelimit_app.checks import check_middleware
+
+    settings.MIDDLEWARE = middleware
+    assert ids(check_middleware()) == expected
+
+
+def test_the_demo_and_test_settings_place_the_middleware_well():
+    from ratelimit_app.checks import check_middleware
+
+    assert check_middleware() == []
