@@ -203,3 +203,18 @@ def test_the_acp_url_cannot_pick_its_way_out_of_a_limit(client, demo_data):
     assert upper["X-RateLimit-Limit"] == lower["X-RateLimit-Limit"] == "50"
     assert int(upper["X-RateLimit-Remaining"]) == int(lower["X-RateLimit-Remaining"]) - 1
     assert client.get("/acp/nosuchgroup/ping", **key).status_code == 404
+
+
+def test_one_address_has_one_per_ip_budget_whatever_key_it_presents(client, demo_data):
+    """ip-token-endpoint-limits.md: 30 license calls a minute per IP. Presenting a free
+    key, then a paid one (or none), must not open a second per-IP budget: the tier only
+    decides the number, the counter is the address's."""
+    keys = [demo_data["free"], demo_data["paid"]]
+    admitted = 0
+    for n in range(80):
+        # Each key alone stays under its per-key limit of 20: only the per-IP 30 binds.
+        headers = {"HTTP_X_API_KEY": keys[n % 2]} if n < 38 else {}
+        response = client.post("/v1/licenses/validate", **headers)
+        assert response.status_code in (201, 429)
+        admitted += response.status_code == 201
+    assert admitted == 30

@@ -37,6 +37,18 @@ def cached_specs(
     return specs
 
 
+# Parties whose counter is shared by every tier and tenant: an address (or a user) has
+# one budget per group and period, whatever key it presents; the tier only decides the
+# number. A tenant's or a key's counter is its own anyway, so it stays per limit row.
+SHARED_SCOPES = frozenset({"ip", "user"})
+
+
+def _counter_name(limit: LimitEntry) -> str:
+    if limit.scope in SHARED_SCOPES:
+        return f"{limit.group}.{limit.scope}.{limit.period}"
+    return str(limit.id)
+
+
 def build_specs(
     limits: tuple[LimitEntry, ...], who: Identity, config: dict[str, Any]
 ) -> list[LimitSpec]:
@@ -54,7 +66,7 @@ def build_specs(
         party = hashing.short_hash("identity", f"{limit.scope}:{value}")
         specs.append(
             LimitSpec(
-                key=f"{prefix}:{limit.id}{ALGORITHM_LETTERS[limit.algorithm]}:{party}",
+                key=f"{prefix}:{_counter_name(limit)}{ALGORITHM_LETTERS[limit.algorithm]}:{party}",
                 algorithm=limit.algorithm,
                 rate=limit.rate,
                 period=limit.period,
