@@ -1,6 +1,10 @@
 """The default catalogue: the limits of the source documents, loaded idempotently."""
 
+from dataclasses import dataclass, field
+from typing import Any
+
 from django.db import transaction
+from django.db.models import Model
 
 from ratelimit_app.models import BanRule, EndpointGroup, Limit, Tier
 
@@ -102,49 +106,111 @@ TIERS = {
 }
 
 
-@transaction.atomic
-def load_catalog():
-    """Create or update the default groups, tiers, limits and token ban rule.
+@dataclass
+class CatalogReport:
+    """What loading the catalogue did: rows created, rows an operator changed (left as
+    they are, unless reset), and rows restored to the documents' values."""
 
-    Idempotent: run twice, it leaves the same rows. Returns the number of limits.
+    created: list[str] = field(default_factory=list)
+    differing: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    limits: int = 0
+
+
+TOKEN_BAN_RULE = dict(
+    path="/connect/token",
+    methods="POST",
+    failure_statuses="400",
+    threshold=5,
+    window=600,
+    cooldown=600,
+    enabled=True,
+)
+
+
+@transaction.atomic
+def load_catalog(reset: bool = False) -> CatalogReport:
+    """Create what is missing of the default groups, tiers, limits and token ban rule.
+
+    A row that exists but differs from the documents (an operator's edit) is left as it
+    is and listed in the report; with ``reset`` it is restored, and listed as such.
     """
+    report = CatalogReport()
     groups = {}
     for slug, (name, description, patterns, applies_to_all) in GROUPS.items():
-        groups[slug], _ = EndpointGroup.objects.update_or_create(
-            slug=slug,
-            defaults=dict(
+        groups[slug] = _settle(
+            report,
+            reset,
+            EndpointGroup,
+            f"group {slug}",
+            dict(slug=slug),
+            dict(
                 name=name,
                 description=description,
                 path_patterns="\n".join(patterns),
                 applies_to_all=applies_to_all,
             ),
         )
-    count = 0
     for tier_name, (description, is_default, factor) in TIERS.items():
-        tier, _ = Tier.objects.update_or_create(
-            name=tier_name, defaults=dict(description=description, is_default=is_default)
+        tier = _settle(
+            report,
+            reset,
+            Tier,
+            f"tier {tier_name}",
+            dict(name=tier_name),
+            dict(description=description, is_default=is_default),
         )
         for fields in tier_limits(factor):
             group = groups[fields.pop("group")]
-            Limit.objects.update_or_create(
-                group=group,
-                tier=tier,
-                tenant=None,
-                scope=fields.pop("scope"),
-                period=fields.pop("period"),
-                defaults=dict(enabled=True, **fields),
+            scope, period = fields.pop("scope"), fields.pop("period")
+            _settle(
+                report,
+                reset,
+                Limit,
+                f"{tier_name} {group.slug} limit per {scope} over {period} s",
+                dict(group=group, tier=tier, tenant=None, scope=scope, period=period),
+                {"enabled": True, "burst": None, **fields},
             )
-            count += 1
-    BanRule.objects.update_or_create(
-        name="Token endpoint credential pairs",
-        defaults=dict(
-            path="/connect/token",
-            methods="POST",
-            failure_statuses="400",
-            threshold=5,
-            window=600,
-            cooldown=600,
-            enabled=True,
-        ),
+            report.limits += 1
+    _settle(
+        report,
+        reset,
+        BanRule,
+        "ban rule 'Token endpoint credential pairs'",
+        dict(name="Token endpoint credential pairs"),
+        TOKEN_BAN_RULE,
     )
-    return count
+    return report
+
+
+def _settle(
+    report: CatalogReport,
+    reset: bool,
+    model: type[Model],
+    label: str,
+    lookup: dict[str, Any],
+    values: dict[str, Any],
+) -> Any:
+    """Create the row if missing; else compare it with ``values`` (restore if reset)."""
+    row = model.objects.filter(**lookup).first()
+    if row is None:
+        report.created.append(label)
+        return model.objects.create(**lookup, **values)
+    changed = {
+        name: (getattr(row, name), value)
+        for name, value in values.items()
+        if getattr(row, name) != value
+    }
+    if not changed:
+        return row
+    differences = ", ".join(
+        f"{name} {now!r} (the documents: {value!r})" for name, (now, value) in changed.items()
+    )
+    if reset:
+        for name, (_now, value) in changed.items():
+            setattr(row, name, value)
+        row.save(update_fields=list(changed))
+        report.restored.append(f"{label}: {differences}")
+    else:
+        report.differing.append(f"{label}: {differences}")
+    return row

@@ -62,3 +62,36 @@ def test_catalog_holds_the_published_numbers():
         5,
         600,
     )
+
+
+def test_loading_again_keeps_an_operators_edit_and_lists_it():
+    from io import StringIO
+
+    call_command("ratelimit_load_catalog", verbosity=0)
+    edited = Limit.objects.get(tier__name="free", group__slug="admin", algorithm="gcra")
+    assert edited.burst == 50  # tenant-api-group-tiers.md: free Admin, burst 50
+    edited.burst = 9
+    edited.save()
+    out = StringIO()
+    call_command("ratelimit_load_catalog", stdout=out)
+    edited.refresh_from_db()
+    assert edited.burst == 9  # the operator's value stays
+    text = out.getvalue()
+    assert "differs free admin limit per tenant over 60 s: burst 9 (the documents: 50)" in text
+    assert "0 rows created, 0 restored, 1 differing" in text
+
+
+def test_reset_restores_the_documents_and_says_what_it_changed():
+    from io import StringIO
+
+    call_command("ratelimit_load_catalog", verbosity=0)
+    Limit.objects.filter(tier__name="paid", group__slug="media").update(rate=7)
+    Limit.objects.filter(tier__name="free", group__slug="web", algorithm="gcra").delete()
+    out = StringIO()
+    call_command("ratelimit_load_catalog", "--reset", stdout=out)
+    text = out.getvalue()
+    assert "restored paid media limit per api_key over 60 s: rate 7 (the documents: 30)" in text
+    assert "created free web limit per tenant over 60 s" in text
+    assert Limit.objects.get(tier__name="paid", group__slug="media").rate == 30
+    web = Limit.objects.get(tier__name="free", group__slug="web", algorithm="gcra")
+    assert (web.rate, web.burst) == (3000, 1000)  # the document: free Web 3000/min, burst 1000
