@@ -14,10 +14,14 @@ $(STAMP): requirements.txt setup.cfg
 	$(PY) -m pip install --quiet -r requirements.txt $(if $(DJANGO_SPEC),"$(DJANGO_SPEC)")
 	touch $(STAMP)
 
+# make demo HOST=0.0.0.0 PORT=8001 to serve elsewhere.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
 demo: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(PY) manage.py runserver $(HOST):$(PORT)
 
 # Style, the import directions of DESIGN.md (import-linter's contracts in setup.cfg),
 # and the core's types (mypy with django-stubs).
