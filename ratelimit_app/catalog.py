@@ -32,6 +32,18 @@ GROUPS = {
     "token": ("Token endpoint", "OAuth2 token endpoint", ["/connect/token"], False),
     "all": ("Whole API", "Per-IP and per-token limits on every request", [], True),
 }
+# How each document defines X-RateLimit-* (EndpointGroup.reset_style, .headers_describe):
+# tenant-api-group-tiers.md: Limit is what an empty state allows at once, Reset the time
+# until the initial state; per-key-rolling-windows.md: Limit is the rolling window's
+# number (300 for messaging, whose 5/s is a burst on top), Reset a Unix time.
+ACP_HEADERS = ("delta", "tightest")
+ROLLING_WINDOW_HEADERS = ("epoch", "window")
+HEADER_STYLES = {
+    **dict.fromkeys(
+        ("admin", "developer", "public", "oauth2", "openbanking", "web", "system"), ACP_HEADERS
+    ),
+    **dict.fromkeys(("standard", "messaging", "media"), ROLLING_WINDOW_HEADERS),
+}
 
 # The free-tier table of tenant-api-group-tiers.md: group -> (rate per minute, burst).
 FREE_TENANT_LIMITS = {
@@ -149,6 +161,8 @@ def load_catalog(reset: bool = False) -> CatalogReport:
                 description=description,
                 path_patterns="\n".join(patterns),
                 applies_to_all=applies_to_all,
+                reset_style=HEADER_STYLES.get(slug, ("", "tightest"))[0],
+                headers_describe=HEADER_STYLES.get(slug, ("", "tightest"))[1],
             ),
         )
     for tier_name, (description, is_default, factor) in TIERS.items():

@@ -22,10 +22,22 @@ def retry_after_seconds(retry_after: float) -> int:
     return max(1, math.ceil(retry_after - 1e-9))
 
 
-def _reset_value(decision: Decision, style: str) -> int:
+def _reset_value(now: float, reset_after: float, style: str) -> int:
     if style == "epoch":
-        return math.ceil(decision.now + decision.reset_after)
-    return math.ceil(decision.reset_after)
+        return math.ceil(now + reset_after)
+    return math.ceil(reset_after)
+
+
+def _described(decision: Decision, describe: str) -> tuple[int, int, float]:
+    """(limit, remaining, reset_after) of the limit the headers describe: the tightest,
+    or with ``describe="window"`` the enforced limit with the longest period (the rolling
+    window a document's X-RateLimit-Limit names, with a burst limit beside it)."""
+    if describe == "window":
+        windows = [r for r in decision.results if not r.spec.shadow and r.spec.algorithm != BAN]
+        if windows:
+            window = max(windows, key=lambda r: (r.spec.period, -r.remaining))
+            return window.limit, window.remaining, window.reset_after
+    return decision.limit, decision.remaining, decision.reset_after
 
 
 def _policy_name(result: LimitResult) -> str:
@@ -33,13 +45,18 @@ def _policy_name(result: LimitResult) -> str:
     return spec.name or spec.key.rsplit(":", 2)[-2]
 
 
-def rate_limit_headers(decision: Decision, config: Config | None = None) -> dict[str, str]:
-    """``X-RateLimit-*`` headers for the tightest limit, and optionally the IETF fields."""
+def rate_limit_headers(
+    decision: Decision, config: Config | None = None, style: tuple[str, str] = ("", "tightest")
+) -> dict[str, str]:
+    """``X-RateLimit-*`` headers, and optionally the IETF fields. ``style`` is an endpoint
+    group's (reset style, or "" for RESET_STYLE; which limit the headers describe)."""
     config = config or get_config()
+    limit, remaining, reset_after = _described(decision, style[1])
+    reset = _reset_value(decision.now, reset_after, style[0] or config["RESET_STYLE"])
     headers = {
-        "X-RateLimit-Limit": str(decision.limit),
-        "X-RateLimit-Remaining": str(max(0, decision.remaining)),
-        "X-RateLimit-Reset": str(_reset_value(decision, config["RESET_STYLE"])),
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(max(0, remaining)),
+        "X-RateLimit-Reset": str(reset),
     }
     if config["IETF_HEADERS"]:
         # Ban checks are not limits a client can pace itself by (and their threshold is
@@ -133,9 +150,13 @@ def unavailable_response(retry_after: float) -> JsonResponse:
 
 
 def add_headers(
-    response: HttpResponseBase, decision: Decision, config: Config | None = None
+    response: HttpResponseBase,
+    decision: Decision,
+    config: Config | None = None,
+    style: tuple[str, str] = ("", "tightest"),
 ) -> HttpResponseBase:
-    """Set the rate-limit headers of ``decision`` on ``response`` (any status)."""
-    for name, value in rate_limit_headers(decision, config).items():
+    """Set the rate-limit headers of ``decision`` on ``response`` (any status), in an
+    endpoint group's ``style`` (see rate_limit_headers)."""
+    for name, value in rate_limit_headers(decision, config, style).items():
         response[name] = value
     return response

@@ -310,13 +310,18 @@ def test_a_group_slug_in_use_cannot_be_renamed_and_the_page_says_why(superuser_c
         url = reverse("admin:ratelimit_app_endpointgroup_change", args=[group.pk])
         page = superuser_client.get(url).content.decode()
         assert "the slug cannot be changed here" in page and reason in page
-        form = {"slug": "renamed", "name": group.name, "path_patterns": group.path_patterns}
+        form = {
+            "slug": "renamed",
+            "name": group.name,
+            "path_patterns": group.path_patterns,
+            "headers_describe": "tightest",
+        }
         assert superuser_client.post(url, form).status_code == 302
         group.refresh_from_db()
         assert group.slug != "renamed"  # the posted slug is ignored
     url = reverse("admin:ratelimit_app_endpointgroup_change", args=[unused.pk])
     assert "the slug cannot be changed" not in superuser_client.get(url).content.decode()
-    form = {"slug": "renamed", "name": "Spare", "path_patterns": ""}
+    form = {"slug": "renamed", "name": "Spare", "path_patterns": "", "headers_describe": "tightest"}
     assert superuser_client.post(url, form).status_code == 302
     unused.refresh_from_db()
     assert unused.slug == "renamed"

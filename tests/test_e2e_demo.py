@@ -82,7 +82,10 @@ def test_messaging_burst_of_5_per_second(http, demo_data):
         http, "POST", "/v1/messages", key_header(demo_data["free"])
     )
     assert allowed == 5
-    assert denied.header("X-RateLimit-Limit") == "5"
+    # per-key-rolling-windows.md: Limit is the rolling window's 300 (the 5/s is a burst
+    # on top of it); Retry-After is the wait of the burst that refused.
+    assert denied.header("X-RateLimit-Limit") == "300"
+    assert denied.header("X-RateLimit-Remaining") == "295"
     assert denied.header("Retry-After") == "1"
 
 
@@ -99,8 +102,7 @@ def test_messaging_300_per_minute_rolling_window(http, demo_data):
     assert denied.json()["error"]["retry_after_seconds"] == int(denied.header("Retry-After"))
 
 
-def test_standard_routes_120_per_minute_with_an_epoch_reset(http, demo_data, settings):
-    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "RESET_STYLE": "epoch"}
+def test_standard_routes_120_per_minute_with_an_epoch_reset(http, demo_data):
     reply = http.get("/v1/status", **key_header(demo_data["free"]))
     assert reply.header("X-RateLimit-Limit") == "120"
     reset = int(reply.header("X-RateLimit-Reset"))
@@ -218,3 +220,31 @@ def test_one_address_has_one_per_ip_budget_whatever_key_it_presents(client, demo
         assert response.status_code in (201, 429)
         admitted += response.status_code == 201
     assert admitted == 30
+
+
+def test_each_document_gets_its_own_headers_in_one_process(http, demo_data):
+    """tenant-api-group-tiers.md (ACP): Reset is the time until the initial state;
+    per-key-rolling-windows.md (/v1): Reset is a Unix time, Limit the window's number."""
+    acp = http.get("/acp/admin/ping", **key_header(demo_data["free"]))
+    assert acp.header("X-RateLimit-Limit") == "50"  # free Admin: burst 50 from empty
+    assert 0 < int(acp.header("X-RateLimit-Reset")) <= 1  # seconds, not a Unix time
+    media = http.post("/v1/media", **key_header(demo_data["free"]))
+    assert media.header("X-RateLimit-Limit") == "30"  # media: 30 per minute
+    # A Unix time (today's two-window counter may put it up to two windows ahead).
+    assert FROZEN < int(media.header("X-RateLimit-Reset")) <= FROZEN + 120
+
+
+def test_an_operator_sets_a_groups_header_style_in_the_admin(http, demo_data):
+    from ratelimit_app.models import EndpointGroup
+
+    EndpointGroup.objects.filter(slug="admin").update(reset_style="epoch")
+    _bump_revision()
+    acp = http.get("/acp/admin/ping", **key_header(demo_data["free"]))
+    assert int(acp.header("X-RateLimit-Reset")) > FROZEN
+    EndpointGroup.objects.filter(slug="messaging").update(
+        reset_style="", headers_describe="tightest"
+    )
+    _bump_revision()
+    messages = http.post("/v1/messages", **key_header(demo_data["free"]))
+    assert messages.header("X-RateLimit-Limit") == "5"  # the burst, the tightest now
+    assert int(messages.header("X-RateLimit-Reset")) <= 1  # RESET_STYLE: delta

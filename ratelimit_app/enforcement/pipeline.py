@@ -201,7 +201,8 @@ def feed_back(request: HttpRequest, response: HttpResponseBase) -> HttpResponseB
         ban_stage.record_response(watched, response.status_code)
     if verdict.decision is not None and not (verdict.allowed and _denied_downstream(response)):
         config = get_config()
-        responses.add_headers(response, verdict.decision, config)
+        style = runtime.get_snapshot().header_style(verdict.group)
+        responses.add_headers(response, verdict.decision, config, style)
         if response.status_code == 429 and config["BODY"] == "problem":
             response["Content-Type"] = "application/problem+json"
     return response

@@ -68,6 +68,29 @@ class EndpointGroup(models.Model):
         ),
     )
 
+    reset_style = models.CharField(
+        "X-RateLimit-Reset",
+        max_length=8,
+        blank=True,
+        choices=[
+            ("", "as the RESET_STYLE setting says"),
+            ("delta", "seconds until the limit is back to its initial state"),
+            ("epoch", "the Unix time (seconds) when the window resets"),
+        ],
+        help_text="How this group's responses give X-RateLimit-Reset.",
+    )
+    headers_describe = models.CharField(
+        "X-RateLimit-* describe",
+        max_length=8,
+        default="tightest",
+        choices=[
+            ("tightest", "the limit closest to refusing (a burst limit while it binds)"),
+            ("window", "the rolling window: the limit with the longest period"),
+        ],
+        help_text="Which of the group's limits the X-RateLimit-* headers describe. "
+        "Retry-After is always the wait of the limit that refused.",
+    )
+
     class Meta:
         ordering = ["slug"]
 

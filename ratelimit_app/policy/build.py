@@ -131,10 +131,11 @@ def _read_bans(snapshot: PolicySnapshot, rows: QuerySet[CredentialBan]) -> None:
 
 def _read_groups(snapshot: PolicySnapshot) -> None:
     matchers = []
-    for slug, applies, patterns in EndpointGroup.objects.values_list(
-        "slug", "applies_to_all", "path_patterns"
+    for slug, applies, patterns, reset_style, describe in EndpointGroup.objects.values_list(
+        "slug", "applies_to_all", "path_patterns", "reset_style", "headers_describe"
     ):
         snapshot.groups[slug] = applies
+        snapshot.group_headers[slug] = (reset_style, describe)
         for pattern in (line.strip() for line in patterns.splitlines()):
             if pattern:
                 specificity = paths.pattern_specificity(pattern)

@@ -13,6 +13,7 @@ from ratelimit_app import bounded, paths
 from ratelimit_app.policy.entries import BanRuleEntry, KeyEntry, LimitEntry, TenantEntry
 
 PATH_CACHE_SIZE = 10_000
+DEFAULT_HEADER_STYLE = ("", "tightest")
 
 
 @dataclass
@@ -24,6 +25,8 @@ class PolicySnapshot:
     policy_revision: int = 0
     default_tier_id: int | None = None
     groups: dict[str, bool] = field(default_factory=dict)  # slug -> applies_to_all
+    # slug -> (reset style, or "" for the setting; which limit the headers describe)
+    group_headers: dict[str, tuple[str, str]] = field(default_factory=dict)
     global_groups: tuple[str, ...] = ()
     # (compiled pattern, group slug), most specific first
     matchers: tuple[tuple[re.Pattern[str], str], ...] = ()
@@ -80,6 +83,10 @@ class PolicySnapshot:
         overrides = self.tenant_limits.get((group, tenant.id), [])
         replaced = {(o.scope, o.period) for o in overrides}
         return [*overrides, *(b for b in base if (b.scope, b.period) not in replaced)]
+
+    def header_style(self, group: str | None) -> tuple[str, str]:
+        """How ``group``'s responses give X-RateLimit-*: see EndpointGroup."""
+        return self.group_headers.get(group or "", DEFAULT_HEADER_STYLE)
 
     @property
     def client_authentication_rule(self) -> BanRuleEntry | None:
