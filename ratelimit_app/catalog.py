@@ -30,7 +30,14 @@ GROUPS = {
         False,
     ),
     "token": ("Token endpoint", "OAuth2 token endpoint", ["/connect/token"], False),
-    "all": ("Whole API", "Per-IP and per-token limits on every request", [], True),
+    # ip-token-endpoint-limits.md's per-IP and per-token limits cover its API and the
+    # token endpoints, not the ACP groups (their own document) nor the admin.
+    "all": (
+        "Whole API",
+        "Per-IP and per-token limits on every API and token request",
+        ["/v1/*", "/connect/token", "/o/*"],
+        True,
+    ),
 }
 # How each document defines X-RateLimit-* (EndpointGroup.reset_style, .headers_describe):
 # tenant-api-group-tiers.md: Limit is what an empty state allows at once, Reset the time

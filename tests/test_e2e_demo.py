@@ -143,9 +143,9 @@ def test_ip_and_api_key_limits_bind_at_once(http, demo_data):
 def test_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing(http, demo_data):
     Limit.objects.filter(group__slug="all", scope="ip").update(rate=2)
     _bump_revision()
-    assert http.get("/hello", **{"X-Forwarded-For": "1.1.1.1"}).status == 200
-    assert http.get("/hello", **{"X-Forwarded-For": "2.2.2.2"}).status == 200
-    assert http.get("/hello", **{"X-Forwarded-For": "3.3.3.3"}).status == 429
+    assert http.get("/v1/legacy", **{"X-Forwarded-For": "1.1.1.1"}).status == 200
+    assert http.get("/v1/legacy", **{"X-Forwarded-For": "2.2.2.2"}).status == 200
+    assert http.get("/v1/legacy", **{"X-Forwarded-For": "3.3.3.3"}).status == 429
 
 
 def test_an_admin_edit_takes_effect_without_a_restart(http, demo_data, admin_client):
@@ -179,10 +179,31 @@ def test_plain_django_view_is_limited_through_its_path_pattern(http, demo_data):
     assert reply.header("X-RateLimit-Remaining") == "999"
 
 
-def test_paths_without_a_group_still_get_the_limits_for_every_request(http, demo_data):
+def test_the_per_ip_limits_cover_the_api_and_token_endpoints_only(http, demo_data):
+    """ip-token-endpoint-limits.md puts its per-IP and per-token limits on its API and
+    the token endpoints: a path of the API without a group of its own gets them, the
+    admin and the ACP groups (their own document) do not."""
     Limit.objects.filter(group__slug="all", scope="ip").update(rate=2)
     _bump_revision()
-    assert http.get("/admin/login/").header("X-RateLimit-Limit") == "2"
+    assert http.get("/o/authorize/").header("X-RateLimit-Limit") == "2"
+    assert http.get("/admin/login/").header("X-RateLimit-Limit") is None
+    acp = http.get("/acp/admin/ping", **key_header(demo_data["free"]))
+    assert acp.header("X-RateLimit-Limit") == "50"  # the group's burst, no per-IP 2
+    for _ in range(5):
+        assert http.get("/acp/admin/ping", **key_header(demo_data["free"])).status == 200
+
+
+def test_each_free_acp_group_reports_and_admits_its_documents_burst(client, demo_data):
+    """tenant-api-group-tiers.md, free tier: from an empty state each group reports and
+    admits exactly its burst (Web's 1,000 was capped at 600 by a per-IP limit)."""
+    bursts = {"admin": 50, "developer": 50, "public": 500, "oauth2": 500, "web": 1000}
+    bursts |= {"openbanking": 100, "system": 100}
+    key = {"HTTP_X_API_KEY": demo_data["free"]}
+    for group, burst in bursts.items():
+        first = client.get(f"/acp/{group}/ping", **key)
+        assert first["X-RateLimit-Limit"] == str(burst), group
+        statuses = [client.get(f"/acp/{group}/ping", **key).status_code for _ in range(burst)]
+        assert statuses.count(200) == burst - 1 and statuses[-1] == 429, group
 
 
 def test_unknown_and_revoked_keys_are_counted_per_ip(http, demo_data):

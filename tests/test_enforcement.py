@@ -30,7 +30,7 @@ def exhaust(client, method, path, **extra):
 def test_drf_and_middleware_send_the_same_429_body(client, demo_data):
     drf = exhaust(client, "post", "/test", **bearer(demo_data["free"]))  # DRF view, OTP
     Limit.objects.filter(group__slug="all", scope="ip").update(rate=1)
-    plain = exhaust(client, "get", "/hello")  # plain Django view, middleware
+    plain = exhaust(client, "get", "/v1/legacy")  # plain Django view
     assert drf.json()["error"]["code"] == plain.json()["error"]["code"] == "rate_limit_exceeded"
     assert set(drf.json()) == set(plain.json()) == {"success", "error"}
     assert drf.json()["error"].keys() == plain.json()["error"].keys()
@@ -150,7 +150,7 @@ def test_fail_open_serves_without_limit_headers(client, demo_data, redis_down, c
 
 def test_fail_closed_answers_503_with_retry_after(client, demo_data, redis_down, settings):
     settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "FAILURE_MODE": "closed"}
-    plain = client.get("/hello")
+    plain = client.get("/v1/legacy")
     drf = client.get("/v1/status", **bearer(demo_data["free"]))
     for response in (plain, drf):
         assert response.status_code == 503
@@ -257,9 +257,9 @@ def test_tenant_from_the_user_through_the_resolver_and_per_user_limits(
     }
     user = django_user_model.objects.create_user("paid-tenant", password="pw")
     client.force_login(user)
-    assert client.get("/hello")["X-RateLimit-Limit"] == "3000"  # the paid tier's IP limit
+    assert client.get("/v1/legacy")["X-RateLimit-Limit"] == "3000"  # the paid tier's IP limit
     client.logout()
-    assert client.get("/hello")["X-RateLimit-Limit"] == "600"  # anonymous: the default tier
+    assert client.get("/v1/legacy")["X-RateLimit-Limit"] == "600"  # anonymous: default tier
     client.force_login(user)
     paid_web = Limit.objects.get(tier__name="paid", group__slug="web", algorithm="gcra")
     LimitFactory(group=paid_web.group, tier=paid_web.tier, scope="user", rate=3, period=10, burst=3)

@@ -84,17 +84,16 @@ def _resolve(
     if named_group is not None and named_group not in snapshot.groups:
         _report_unknown_group(named_group)
         named_group = None
-    path_group = None
-    if not named_group or snapshot.ban_rules:
-        path_group = snapshot.group_for_path(request.path_info)
+    # The groups on top of others (per-IP limits across an API, say) apply by path.
+    path_group, on_top = snapshot.route(request.path_info)
     group = named_group or path_group
     if group not in snapshot.groups:
-        group = None  # only the limits that apply to every request
+        group = None  # only the limits of the groups on top of others
     method = request.method or ""
     rule = watching_rule(snapshot, method, request.path_info, (group, path_group))
     if rule is None and defer_to_drf:
         return None
-    if rule is None and group is None and not snapshot.global_groups:
+    if rule is None and group is None and not on_top:
         return NOT_LIMITED
     # 2. Identity: who is asking.
     needs_user = snapshot.has_user_limits or bool(config["TENANT_RESOLVER"])
@@ -110,7 +109,7 @@ def _resolve(
             decision = ban_stage.banned_decision(watched, base, recorded, now)
             return from_decision(decision, group, watched)
     # 4. Specs: the limits that apply, and the pair's ban checks.
-    specs = cached_specs(snapshot, group, who, config)
+    specs = cached_specs(snapshot, group, who, config, on_top)
     if watched is not None:
         specs = specs + ban_specs(watched, base)
     if not specs:

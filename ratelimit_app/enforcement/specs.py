@@ -23,16 +23,20 @@ def _identity_value(scope: str, who: Identity) -> int | str | None:
 
 
 def cached_specs(
-    snapshot: PolicySnapshot, group: str | None, who: Identity, config: dict[str, Any]
+    snapshot: PolicySnapshot,
+    group: str | None,
+    who: Identity,
+    config: dict[str, Any],
+    on_top: tuple[str, ...] | None = None,
 ) -> list[LimitSpec]:
-    """build_specs for the limits of ``group`` and ``who``, memoized on the snapshot (so a
-    policy edit starts afresh) and bounded."""
+    """build_specs for the limits of ``group`` (and the groups ``on_top`` of it) and
+    ``who``, memoized on the snapshot (so a policy edit starts afresh) and bounded."""
     tenant_id = who.tenant.id if who.tenant else None
-    cache_key = (group, tenant_id, who.ip, who.api_key_id, who.user_id)
+    cache_key = (group, on_top, tenant_id, who.ip, who.api_key_id, who.user_id)
     cache = snapshot.spec_cache
     specs = cache.get(cache_key)
     if specs is None:
-        specs = build_specs(snapshot.limits_for(group, who.tenant), who, config)
+        specs = build_specs(snapshot.limits_for(group, who.tenant, on_top), who, config)
         bounded.put(cache, cache_key, specs, SPEC_CACHE_SIZE)
     return specs
 

@@ -56,8 +56,9 @@ class EndpointGroup(models.Model):
     description = models.TextField(blank=True)
     applies_to_all = models.BooleanField(
         default=False,
-        help_text="Its limits apply to every request, on top of the request's own group "
-        "(for example a per-IP or per-API-key limit across the whole API).",
+        help_text="Its limits apply on top of the request's own group, to every request "
+        "whose path matches its path patterns (to every request if it has none): for "
+        "example a per-IP or per-API-key limit across the whole API.",
     )
     path_patterns = models.TextField(
         blank=True,

@@ -136,13 +136,18 @@ def _read_groups(snapshot: PolicySnapshot) -> None:
     ):
         snapshot.groups[slug] = applies
         snapshot.group_headers[slug] = (reset_style, describe)
-        for pattern in (line.strip() for line in patterns.splitlines()):
-            if pattern:
-                specificity = paths.pattern_specificity(pattern)
-                matchers.append((specificity, paths.compile_pattern(pattern), slug))
+        lines = [line.strip() for line in patterns.splitlines() if line.strip()]
+        if applies:
+            # A group on top of others: its patterns say where (everywhere if none),
+            # they never make a request its own.
+            snapshot.global_matchers[slug] = tuple(paths.compile_pattern(p) for p in lines)
+            continue
+        for pattern in lines:
+            specificity = paths.pattern_specificity(pattern)
+            matchers.append((specificity, paths.compile_pattern(pattern), slug))
     matchers.sort(key=lambda m: m[0], reverse=True)
     snapshot.matchers = tuple((pattern, slug) for _, pattern, slug in matchers)
-    snapshot.global_groups = tuple(s for s, applies in snapshot.groups.items() if applies)
+    snapshot.global_groups = tuple(snapshot.global_matchers)
 
 
 def _read_limits(snapshot: PolicySnapshot) -> None:

@@ -28,6 +28,8 @@ class PolicySnapshot:
     # slug -> (reset style, or "" for the setting; which limit the headers describe)
     group_headers: dict[str, tuple[str, str]] = field(default_factory=dict)
     global_groups: tuple[str, ...] = ()
+    # slug of a group on top of others -> its compiled patterns (none: every request)
+    global_matchers: dict[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
     # (compiled pattern, group slug), most specific first
     matchers: tuple[tuple[re.Pattern[str], str], ...] = ()
     # (group slug, tier or tenant id) -> limits; lists while built, tuples once built
@@ -44,35 +46,54 @@ class PolicySnapshot:
     has_user_limits: bool = False
     # Memo of the pipeline's limit specs for this snapshot (enforcement.specs).
     spec_cache: dict[tuple[Any, ...], list[Any]] = field(default_factory=dict)
-    _paths: dict[str, str | None] = field(default_factory=dict)
-    _limits: dict[tuple[str | None, int | None], tuple[LimitEntry, ...]] = field(
-        default_factory=dict
+    _paths: dict[str, tuple[str | None, tuple[str, ...]]] = field(default_factory=dict)
+    _limits: dict[tuple[str | None, int | None, tuple[str, ...] | None], tuple[LimitEntry, ...]] = (
+        field(default_factory=dict)
     )
 
-    def group_for_path(self, path: str) -> str | None:
-        """The endpoint group whose path patterns match ``path`` (normalized first)."""
-        if path in self._paths:
-            return self._paths[path]
+    def route(self, path: str) -> tuple[str | None, tuple[str, ...]]:
+        """The endpoint group whose path patterns match ``path`` (normalized first), and
+        the groups on top of others that apply to it."""
+        found = self._paths.get(path)
+        if found is not None:
+            return found
         normalized = paths.normalize_path(path)
-        found = next((slug for pattern, slug in self.matchers if pattern.match(normalized)), None)
+        group = next((slug for pattern, slug in self.matchers if pattern.match(normalized)), None)
+        on_top = tuple(
+            slug
+            for slug, patterns in self.global_matchers.items()
+            if not patterns or any(pattern.match(normalized) for pattern in patterns)
+        )
+        found = (group, on_top)
         if len(path) <= bounded.MAX_KEY_LENGTH:  # a long path is hostile: not kept
             bounded.put(self._paths, path, found, PATH_CACHE_SIZE)
         return found
 
-    def limits_for(self, group: str | None, tenant: TenantEntry | None) -> tuple[LimitEntry, ...]:
+    def group_for_path(self, path: str) -> str | None:
+        """The endpoint group whose path patterns match ``path`` (normalized first)."""
+        return self.route(path)[0]
+
+    def limits_for(
+        self,
+        group: str | None,
+        tenant: TenantEntry | None,
+        on_top: tuple[str, ...] | None = None,
+    ) -> tuple[LimitEntry, ...]:
         """Limits for a request to ``group`` by ``tenant`` (either may be None): the tier's
         limits with the tenant's overrides replacing those of the same scope and period,
-        plus the limits of every group that applies to all requests."""
-        cache_key = (group, tenant.id if tenant else None)
+        plus the limits of the groups on top of others that apply (``on_top``, from
+        ``route``; every such group if None)."""
+        cache_key = (group, tenant.id if tenant else None, on_top)
         cached = self._limits.get(cache_key)
         if cached is None:
+            extra = self.global_groups if on_top is None else on_top
             cached = tuple(
                 limit
-                for slug in dict.fromkeys((group, *self.global_groups))
+                for slug in dict.fromkeys((group, *extra))
                 if slug is not None
                 for limit in self._group_limits(slug, tenant)
             )
-            self._limits[cache_key] = cached  # groups x tenants: bounded by the policies
+            self._limits[cache_key] = cached  # bounded by the policies and their patterns
         return cached
 
     def _group_limits(self, group: str, tenant: TenantEntry | None) -> Sequence[LimitEntry]:
