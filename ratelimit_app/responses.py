@@ -8,13 +8,15 @@ from django.http import HttpResponseBase, JsonResponse
 from django.utils.module_loading import import_string
 
 from ratelimit_app.conf import get_config
-from ratelimit_app.counters.algorithms import BAN
+from ratelimit_app.counters.algorithms import BAN, GCRA
 from ratelimit_app.counters.base import Decision, LimitResult
 
 Config = dict[str, Any]
 BodyBuilder = Callable[[Decision, int, str], Any]
 
 ERROR_CODE = "rate_limit_exceeded"
+# draft-ietf-httpapi-ratelimit-headers: the problem type of a refused request.
+QUOTA_EXCEEDED = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 
 
 def retry_after_seconds(retry_after: float) -> int:
@@ -59,17 +61,36 @@ def rate_limit_headers(
         "X-RateLimit-Reset": str(reset),
     }
     if config["IETF_HEADERS"]:
-        # Ban checks are not limits a client can pace itself by (and their threshold is
-        # not the client's business): only the limits are listed.
-        enforced = [r for r in decision.results if not r.spec.shadow and r.spec.algorithm != BAN]
-        headers["RateLimit-Policy"] = ", ".join(
-            f'"{_policy_name(r)}";q={r.limit};w={r.spec.period}' for r in enforced
-        )
-        headers["RateLimit"] = ", ".join(
-            f'"{_policy_name(r)}";r={max(0, r.remaining)};t={math.ceil(r.reset_after)}'
-            for r in enforced
-        )
+        headers.update(ietf_fields(decision))
     return headers
+
+
+def sf_string(text: str) -> str:
+    """``text`` as a Structured Field string (RFC 9651): printable ASCII only (anything
+    else becomes ``?``), with ``"`` and ``\\`` escaped."""
+    printable = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return '"' + printable.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def ietf_fields(decision: Decision) -> dict[str, str]:
+    """``RateLimit-Policy`` and ``RateLimit`` (draft-ietf-httpapi-ratelimit-headers-11),
+    both Structured Field lists. A policy's ``q`` per ``w`` seconds is its sustained
+    rate; a GCRA limit's burst is the ``burst`` parameter. On a refusal no ``t`` is later
+    than Retry-After."""
+    # Ban checks are not limits a client can pace itself by (and their threshold is
+    # not the client's business): only the limits are listed.
+    enforced = [r for r in decision.results if not r.spec.shadow and r.spec.algorithm != BAN]
+    policies, states = [], []
+    wait = None if decision.allowed else retry_after_seconds(decision.retry_after)
+    for result in enforced:
+        spec, name = result.spec, sf_string(_policy_name(result))
+        burst = f";burst={spec.burst}" if spec.algorithm == GCRA and spec.burst else ""
+        policies.append(f"{name};q={spec.rate};w={spec.period}{burst}")
+        reset = math.ceil(result.reset_after)
+        if wait is not None:
+            reset = min(reset, wait)
+        states.append(f"{name};r={max(0, result.remaining)};t={reset}")
+    return {"RateLimit-Policy": ", ".join(policies), "RateLimit": ", ".join(states)}
 
 
 def default_body(decision: Decision, seconds: int, message: str) -> dict[str, Any]:
@@ -86,17 +107,18 @@ def drf_body(decision: Decision, seconds: int, message: str) -> dict[str, Any]:
 
 
 def problem_body(decision: Decision, seconds: int, message: str) -> dict[str, Any]:
-    """RFC 9457 problem details naming the violated limits."""
+    """RFC 9457 problem details of the draft's quota-exceeded type, naming the violated
+    policies (as RateLimit-Policy names them) and their figures."""
+    violated = [r for r in decision.results if not r.allowed and not r.spec.shadow]
     return {
-        "type": "about:blank",
+        "type": QUOTA_EXCEEDED,
         "title": "Too Many Requests",
         "status": 429,
         "detail": message,
         "retry_after_seconds": seconds,
+        "violated-policies": [_policy_name(r) for r in violated],
         "violated_limits": [
-            {"name": _policy_name(r), "limit": r.limit, "period": r.spec.period}
-            for r in decision.results
-            if not r.allowed and not r.spec.shadow
+            {"name": _policy_name(r), "limit": r.limit, "period": r.spec.period} for r in violated
         ],
     }
 
