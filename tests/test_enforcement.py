@@ -226,7 +226,7 @@ def test_async_middleware_does_not_block_the_event_loop(
         "SOCKET_TIMEOUT": 0.5,
         "POLICY_REFRESH_INTERVAL": 3600,
     }
-    assert client.get("/hello")["X-RateLimit-Limit"]  # snapshot built, connection made
+    assert client.get("/v1/legacy")["X-RateLimit-Limit"]  # snapshot built, connection made
 
     async def run():
         ticks = 0
@@ -240,7 +240,7 @@ def test_async_middleware_does_not_block_the_event_loop(
 
         task = asyncio.create_task(ticker())
         started = time.monotonic()
-        response = await async_client.get("/hello")
+        response = await async_client.get("/v1/legacy")
         elapsed = time.monotonic() - started
         stop = True
         await task
