@@ -59,3 +59,63 @@ def test_any_header_and_body_give_a_pair_or_none_and_never_raise(header, body):
     )
     pair = client_credentials(request)
     assert pair is None or (isinstance(pair[0], str) and isinstance(pair[1], str))
+
+
+def b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+# Exact examples written from RFC 6749 section 2.3.1 and RFC 7617, not from the code:
+# (Authorization header, content type, body) -> the pair, or None.
+EXAMPLES = [
+    (f"Basic {b64('demo-client:demo-secret')}", "", b"", ("demo-client", "demo-secret")),
+    (f"basic {b64('demo-client:demo-secret')}", "", b"", ("demo-client", "demo-secret")),
+    (f"Digest {b64('demo-client:demo-secret')}", "", b"", None),  # not Basic
+    (f"Bearer {b64('demo-client:demo-secret')}", "", b"", None),
+    (f"Basic {b64('id:se:cr:et')}", "", b"", ("id", "se:cr:et")),  # the first ':' splits
+    (f"Basic {b64('my%20id:p%2Bw+x')}", "", b"", ("my id", "p+w x")),  # form-urlencoded
+    (f"Basic {b64('no-colon')}", "", b"", None),
+    (f"Basic {b64(':')}", "", b"", ("", "")),  # both parts present, both empty
+    ("Basic", "", b"", None),
+    ("Basic !!!not-base64!!!", "", b"", None),
+    (
+        "",
+        "application/x-www-form-urlencoded",
+        b"client_id=a&client_secret=b%3Ac",
+        ("a", "b:c"),
+    ),
+    (
+        "",
+        "application/x-www-form-urlencoded; charset=utf-8",
+        b"client_id=a&client_secret=b",
+        ("a", "b"),
+    ),
+    ("", "application/x-www-form-urlencoded", b"client_id=a", None),  # half a pair
+    ("", "application/x-www-form-urlencoded", b"client_secret=b", None),
+    ("", "text/plain", b"client_id=a&client_secret=b", None),  # not a form
+    ("", "application/json", b'{"client_id": "a", "client_secret": "b"}', ("a", "b")),
+    ("", "application/json", b'{"client_id": "a", "client_secret": 7}', None),
+    ("", "application/json", b'{"client_id": "a"}', None),
+    ("", "application/json", b'["a", "b"]', None),
+    (
+        "",
+        "application/json",
+        b'{"client_id": "a", "client_secret": "' + b"x" * (64 * 1024) + b'"}',
+        None,  # over the 64 KB cap: not read
+    ),
+]
+
+
+def test_exact_examples_of_every_encoding_and_malformed_form():
+    for header, content_type, body, expected in EXAMPLES:
+        extra = {"HTTP_AUTHORIZATION": header} if header else {}
+        request = factory.generic(
+            "POST", "/connect/token", body, content_type=content_type or "", **extra
+        )
+        assert client_credentials(request) == expected, (header, content_type, body[:60])
+
+
+def test_a_multipart_form_carries_its_pair():
+    request = factory.post("/connect/token", {"client_id": "a", "client_secret": "b"})
+    assert request.META["CONTENT_TYPE"].startswith("multipart/form-data")
+    assert client_credentials(request) == ("a", "b")

@@ -88,3 +88,47 @@ def test_api_key_resolution_by_prefix_and_keyed_hash():
     assert resolve_api_key(secret + "x", snapshot) is None
     assert resolve_api_key(f"{prefix}.wrong", snapshot) is None
     assert resolve_api_key("k" * 1_000_000, snapshot) is None
+
+
+def resolve_to_slug(request, user):
+    """TENANT_RESOLVER for the tests below: the tenant named in a header."""
+    return request.META.get("HTTP_X_TENANT")
+
+
+@pytest.mark.parametrize(
+    "named, active, expected",
+    [
+        ("acme", True, 7),  # an active tenant is the request's
+        ("acme", False, None),  # an inactive one counts as no tenant
+        ("nobody", True, None),  # an unknown slug too
+        (None, True, None),  # the resolver names none
+    ],
+)
+def test_the_tenant_a_resolver_names_counts_only_if_it_is_active(named, active, expected):
+    from django.test import RequestFactory
+
+    from ratelimit_app.identity import resolve_tenant
+    from ratelimit_app.policy import TenantEntry
+
+    snapshot = PolicySnapshot()
+    snapshot.tenants[7] = TenantEntry(7, "acme", tier_id=1, active=active)
+    snapshot.tenant_slugs["acme"] = 7
+    request = RequestFactory().get("/", **({"HTTP_X_TENANT": named} if named else {}))
+    config = {"TENANT_RESOLVER": "tests.test_identity.resolve_to_slug"}
+    tenant = resolve_tenant(request, object(), snapshot, config, None)
+    assert (tenant.id if tenant else None) == expected
+
+
+def test_a_keys_tenant_that_is_inactive_counts_as_no_tenant():
+    from django.test import RequestFactory
+
+    from ratelimit_app.identity import resolve_tenant
+    from ratelimit_app.policy import TenantEntry
+
+    snapshot = PolicySnapshot()
+    snapshot.tenants[3] = TenantEntry(3, "gone", tier_id=1, active=False)
+    key = KeyEntry(1, "hash", tenant_id=3)
+    request = RequestFactory().get("/")
+    assert resolve_tenant(request, None, snapshot, {"TENANT_RESOLVER": None}, key) is None
+    snapshot.tenants[3] = TenantEntry(3, "gone", tier_id=1, active=True)
+    assert resolve_tenant(request, None, snapshot, {"TENANT_RESOLVER": None}, key).id == 3
