@@ -138,6 +138,10 @@ def _reset_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
 
 @receiver(policy_revised)
 def _publish_on_policy_revised(
-    *, number: int, only_if_missing: bool = False, **kwargs: Any
+    *, number: int, only_if_missing: bool = False, policy: bool = False, **kwargs: Any
 ) -> None:
     publish_revision(number, only_if_missing)
+    if policy and _snapshots is not None:
+        # The process that made an edit (an admin request, a shell) applies it before
+        # its next request, not a moment later: the edit's own request pays the build.
+        _snapshots.refresh_now()

@@ -159,3 +159,22 @@ def test_requests_never_wait_for_a_rebuild(settings, monkeypatch, request):
     fresh = holder.get()
     assert fresh is not first
     assert [lim.rate for lims in fresh.tier_limits.values() for lim in lims] == [120]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_process_that_edits_sees_its_edit_at_its_next_request(settings):
+    """In background mode too: the edit's commit refreshes the editing process itself."""
+    from ratelimit_app import runtime
+
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH": "background"}
+    runtime.reset()
+    limit = LimitFactory(rate=60)
+    holder = runtime.get_snapshot_holder()
+    try:
+        holder.get()
+        limit.rate = 61
+        limit.save()  # autocommit: committed here
+        rates = [lim.rate for lims in holder.get().tier_limits.values() for lim in lims]
+        assert rates == [61]
+    finally:
+        holder.stop()

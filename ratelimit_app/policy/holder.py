@@ -120,6 +120,12 @@ class SnapshotHolder:
         if self.snapshot is not None:
             apply_ban_rows(self.snapshot, rows)
 
+    def refresh_now(self) -> None:
+        """Refresh here and now (after this process committed an edit), whatever the
+        refresh mode; a failure keeps the current snapshot, as always."""
+        with self._lock:
+            self._refresh(self.clock())
+
     def invalidate(self) -> None:
         """Refresh on the next request (used after this process itself changed a policy)."""
         self.checked_at = float("-inf")

@@ -41,14 +41,18 @@ def bump(policy: bool = True) -> int:
             pk=1, defaults={"number": 1, "policy_number": 1 if policy else 0}
         )
     number = current()
-    transaction.on_commit(lambda: announce(number))
+    transaction.on_commit(lambda: announce(number, policy=policy))
     return number
 
 
-def announce(number: int, only_if_missing: bool = False) -> None:
-    """Tell the receivers of ``policy_revised`` (the runtime publishes) of ``number``."""
+def announce(number: int, only_if_missing: bool = False, policy: bool = False) -> None:
+    """Tell the receivers of ``policy_revised`` (the runtime publishes) of ``number``;
+    ``policy`` when more than ban rows changed."""
     policy_revised.send(
-        sender=models.PolicyRevision, number=number, only_if_missing=only_if_missing
+        sender=models.PolicyRevision,
+        number=number,
+        only_if_missing=only_if_missing,
+        policy=policy,
     )
 
 
