@@ -1,12 +1,13 @@
 """The operators' admin: tiers with their limits, tenants with overrides and keys, bans."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from ratelimit_app import hashing
 from ratelimit_app.bans import rows as ban_rows
@@ -37,6 +38,50 @@ class SecretLookupsRefused:
         return super().lookup_allowed(lookup, value, request)
 
 
+PERIOD_PRESETS = ((1, "a second"), (60, "a minute"), (3600, "an hour"), (86400, "a day"))
+
+
+class PeriodInput(forms.NumberInput):
+    """Seconds, with the usual periods offered beside free input (an HTML datalist)."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        list_id = f"{(attrs or {}).get('id') or name}-presets"
+        attrs = {**(attrs or {}), "list": list_id, "min": 1}
+        options = format_html_join("", '<option value="{}" label="{}"></option>', PERIOD_PRESETS)
+        datalist = format_html('<datalist id="{}">{}</datalist>', list_id, options)
+        return format_html("{}{}", super().render(name, value, attrs, renderer), datalist)
+
+
+class LimitFields:
+    """Limit forms (the Limit page and the Tier and Tenant tables): period presets."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "period":
+            kwargs["widget"] = PeriodInput()
+            kwargs["help_text"] = "Seconds: 1, 60 (a minute), 3600 (an hour), 86400 (a day)."
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
+def when(moment, now=None):
+    """A time with its zone and how far it is: "2026-11-23 13:20 UTC (in 4 min)"."""
+    if moment is None:
+        return "-"
+    now = now or timezone.now()
+    shown = timezone.localtime(moment)
+    seconds = round((moment - now).total_seconds())
+    distance = _distance(abs(seconds))
+    relative = "now" if not distance else (f"in {distance}" if seconds > 0 else f"{distance} ago")
+    return f"{shown:%Y-%m-%d %H:%M} {shown.tzname()} ({relative})"
+
+
+def _distance(seconds):
+    for unit, word in ((86400, "day"), (3600, "h"), (60, "min"), (1, "s")):
+        if seconds >= unit:
+            count = seconds // unit
+            return f"{count} {word}{'s' if word == 'day' and count > 1 else ''}"
+    return ""
+
+
 class LimitInlineFormSet(BaseInlineFormSet):
     """A tier's limits or a tenant's overrides: two enabled rows with the same group,
     scope and period are a form error naming both, never a database error (a 500)."""
@@ -60,7 +105,7 @@ class LimitInlineFormSet(BaseInlineFormSet):
             seen[identity] = self.forms.index(form)
 
 
-class TierLimitInline(admin.TabularInline):
+class TierLimitInline(LimitFields, admin.TabularInline):
     model = Limit
     formset = LimitInlineFormSet
     fk_name = "tier"
@@ -69,7 +114,7 @@ class TierLimitInline(admin.TabularInline):
     verbose_name_plural = "limits"
 
 
-class TenantOverrideInline(admin.TabularInline):
+class TenantOverrideInline(LimitFields, admin.TabularInline):
     model = Limit
     formset = LimitInlineFormSet
     fk_name = "tenant"
@@ -197,33 +242,43 @@ class EndpointGroupAdmin(SecretLookupsRefused, admin.ModelAdmin):
 
 
 @admin.register(Limit)
-class LimitAdmin(SecretLookupsRefused, admin.ModelAdmin):
-    list_display = (
-        "__str__",
-        "group",
+class LimitAdmin(LimitFields, SecretLookupsRefused, admin.ModelAdmin):
+    # Fits 1,400 px: the owner, the group, and the limit as an operator says it.
+    list_display = ("owner", "group", "in_words", "enabled", "shadow")
+    list_filter = (
         "tier",
-        "tenant",
+        ("tenant", admin.RelatedOnlyFieldListFilter),  # tenants with overrides only
+        "group",
         "scope",
         "algorithm",
-        "rate",
-        "period",
-        "burst",
         "enabled",
         "shadow",
     )
-    list_filter = ("group", "tier", "scope", "algorithm", "enabled", "shadow")
     list_select_related = ("group", "tier", "tenant")
     search_fields = ("group__slug", "tenant__name", "tier__name", "description")
+
+    @admin.display(description="owner")
+    def owner(self, obj):
+        return f"tenant {obj.tenant}" if obj.tenant_id else f"tier {obj.tier}"
+
+    @admin.display(description="limit")
+    def in_words(self, obj):
+        return obj.in_words()
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(SecretLookupsRefused, admin.ModelAdmin):
-    list_display = ("name", "prefix", "tenant", "created_at", "revoked")
+    list_display = ("name", "prefix", "tenant", "created_at", "status")
     list_filter = ("revoked", "tenant")
     search_fields = ("name", "prefix", "tenant__name")
     fields = ("tenant", "name", "prefix", "created_at", "revoked")
     readonly_fields = ("prefix", "created_at")
     actions = ["revoke_selected"]
+
+    @admin.display(description="status", ordering="revoked")
+    def status(self, obj):
+        # Words, not a green check: a check mark next to "revoked" read as "fine".
+        return "Revoked" if obj.revoked else "Active"
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -284,8 +339,8 @@ class CredentialBanAdmin(SecretLookupsRefused, admin.ModelAdmin):
         "kind",
         "short_fingerprint",
         "failures",
-        "banned_at",
-        "expires_at",
+        "banned",
+        "expires",
         "status",
         "lifted_at",
         "lifted_by",
@@ -306,6 +361,14 @@ class CredentialBanAdmin(SecretLookupsRefused, admin.ModelAdmin):
     readonly_fields = fields
     actions = ["unban_selected"]
     list_select_related = ("rule", "lifted_by")
+
+    @admin.display(description="banned at", ordering="banned_at")
+    def banned(self, obj):
+        return when(obj.banned_at)
+
+    @admin.display(description="expires", ordering="expires_at")
+    def expires(self, obj):
+        return when(obj.expires_at)
 
     def has_add_permission(self, request):
         return False

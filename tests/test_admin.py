@@ -325,3 +325,62 @@ def test_a_group_slug_in_use_cannot_be_renamed_and_the_page_says_why(superuser_c
     assert superuser_client.post(url, form).status_code == 302
     unused.refresh_from_db()
     assert unused.slug == "renamed"
+
+
+@pytest.mark.parametrize(
+    "values, words",
+    [
+        (dict(rate=300, period=60, burst=50), "300/min · burst 50 · per tenant"),
+        (dict(rate=300, period=60, burst=None), "300/min · burst 300 · per tenant"),
+        (
+            dict(algorithm="sliding_window", rate=30, period=60, burst=None, scope="ip"),
+            "30/min · per client IP",
+        ),
+        (
+            dict(algorithm="fixed_window", rate=5, period=7200, burst=None, scope="api_key"),
+            "5/2 h · fixed window · per API key (access token)",
+        ),
+        (dict(rate=5, period=1, burst=5), "5/s · burst 5 · per tenant"),
+        (dict(rate=9, period=90, burst=3), "9/90 s · burst 3 · per tenant"),
+    ],
+)
+def test_limits_read_in_human_terms(values, words):
+    assert LimitFactory(**values).in_words() == words
+
+
+def test_the_limit_list_shows_owner_and_limit_in_words_and_filters_by_tier_and_tenant(
+    superuser_client,
+):
+    override = LimitFactory(tier=None, tenant=TenantFactory(name="Acme"), rate=300, burst=50)
+    LimitFactory(rate=7, period=3600, burst=None, algorithm="sliding_window")
+    url = reverse("admin:ratelimit_app_limit_changelist")
+    page = superuser_client.get(url).content.decode()
+    assert "tenant Acme" in page and "300/min · burst 50 · per tenant" in page
+    assert "7/h · per tenant" in page
+    only_acme = superuser_client.get(url, {"tenant__id__exact": override.tenant_id})
+    assert "7/h" not in only_acme.content.decode()
+    assert "tier__id__exact" in page  # the tier filter is offered
+
+
+def test_a_revoked_key_reads_revoked_and_times_carry_zone_and_distance(superuser_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ratelimit_app.admin import when
+
+    ApiKeyFactory(name="old key", revoked=True)
+    page = superuser_client.get(reverse("admin:ratelimit_app_apikey_changelist"))
+    assert "Revoked" in page.content.decode()
+    now = timezone.now().replace(second=0, microsecond=0)
+    assert when(now + timedelta(minutes=4), now=now).endswith("UTC (in 4 min)")
+    assert when(now - timedelta(hours=2), now=now).endswith("UTC (2 h ago)")
+    assert when(now + timedelta(days=3), now=now).endswith("(in 3 days)")
+    assert when(None) == "-"
+
+
+def test_the_period_field_offers_the_usual_periods(superuser_client):
+    page = superuser_client.get(reverse("admin:ratelimit_app_limit_add")).content.decode()
+    for seconds in ("1", "60", "3600", "86400"):
+        assert f'<option value="{seconds}"' in page
+    assert 'list="id_period-presets"' in page

@@ -117,6 +117,21 @@ class Scope(models.TextChoices):
     USER = "user", "per user"
 
 
+PERIOD_WORDS = {1: "s", 60: "min", 3600: "h", 86400: "day"}
+
+
+def period_in_words(seconds: int | None) -> str:
+    """A period as its unit ("min", "h") where it is one, else "10 s", "2 min", "6 h"."""
+    if not seconds:
+        return "?"
+    if seconds in PERIOD_WORDS:
+        return PERIOD_WORDS[seconds]
+    for unit, word in sorted(PERIOD_WORDS.items(), reverse=True):
+        if seconds % unit == 0:
+            return f"{seconds // unit} {word}"
+    return f"{seconds} s"
+
+
 class Algorithm(models.TextChoices):
     GCRA = "gcra", "GCRA (rate with burst)"
     SLIDING_WINDOW = "sliding_window", "rolling window"
@@ -146,7 +161,10 @@ class Limit(models.Model):
     rate = models.PositiveIntegerField(help_text="Requests allowed per period.")
     period = models.PositiveIntegerField(help_text="Period in seconds.", default=60)
     burst = models.PositiveIntegerField(
-        null=True, blank=True, help_text="GCRA only: requests allowed at once from rest."
+        null=True,
+        blank=True,
+        help_text="GCRA only: requests allowed at once from rest. Empty: the rate (a whole "
+        "period's requests may come at once). Leave it empty for windows.",
     )
     enabled = models.BooleanField(default=True)
     shadow = models.BooleanField(
@@ -186,9 +204,17 @@ class Limit(models.Model):
         ]
 
     def __str__(self):
-        owner = self.tenant or self.tier
-        burst = f" burst {self.burst}" if self.algorithm == Algorithm.GCRA else ""
-        return f"{self.group.slug}: {self.rate}/{self.period}s{burst} {self.scope} ({owner})"
+        return f"{self.group.slug}: {self.in_words()} ({self.tenant or self.tier})"
+
+    def in_words(self) -> str:
+        """The limit as an operator says it: "300/min · burst 50 · per tenant"."""
+        parts = [f"{self.rate}/{period_in_words(self.period)}"]
+        if self.algorithm == Algorithm.GCRA:
+            parts.append(f"burst {self.burst or self.rate}")
+        elif self.algorithm == Algorithm.FIXED_WINDOW:
+            parts.append("fixed window")
+        parts.append(Scope(self.scope).label if self.scope in Scope.values else self.scope)
+        return " · ".join(parts)
 
     def count_problem(self) -> str | None:
         """Why this row cannot be counted (it was written around ``clean``), or None."""
