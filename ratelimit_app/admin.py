@@ -1,16 +1,19 @@
 """The operators' admin: tiers with their limits, tenants with overrides and keys, bans."""
 
-from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from django.db.models import Count
-from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from ratelimit_app import hashing
 from ratelimit_app.bans import rows as ban_rows
+from ratelimit_app.console import (
+    LimitFields,
+    LimitInlineFormSet,
+    effective_limits_table,
+    when,
+)
 from ratelimit_app.models import (
     ApiKey,
     BanRule,
@@ -36,73 +39,6 @@ class SecretLookupsRefused:
         if SECRET_DERIVED_FIELDS & set(lookup.split("__")):
             return False
         return super().lookup_allowed(lookup, value, request)
-
-
-PERIOD_PRESETS = ((1, "a second"), (60, "a minute"), (3600, "an hour"), (86400, "a day"))
-
-
-class PeriodInput(forms.NumberInput):
-    """Seconds, with the usual periods offered beside free input (an HTML datalist)."""
-
-    def render(self, name, value, attrs=None, renderer=None):
-        list_id = f"{(attrs or {}).get('id') or name}-presets"
-        attrs = {**(attrs or {}), "list": list_id, "min": 1}
-        options = format_html_join("", '<option value="{}" label="{}"></option>', PERIOD_PRESETS)
-        datalist = format_html('<datalist id="{}">{}</datalist>', list_id, options)
-        return format_html("{}{}", super().render(name, value, attrs, renderer), datalist)
-
-
-class LimitFields:
-    """Limit forms (the Limit page and the Tier and Tenant tables): period presets."""
-
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        if db_field.name == "period":
-            kwargs["widget"] = PeriodInput()
-            kwargs["help_text"] = "Seconds: 1, 60 (a minute), 3600 (an hour), 86400 (a day)."
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
-
-
-def when(moment, now=None):
-    """A time with its zone and how far it is: "2026-11-23 13:20 UTC (in 4 min)"."""
-    if moment is None:
-        return "-"
-    now = now or timezone.now()
-    shown = timezone.localtime(moment)
-    seconds = round((moment - now).total_seconds())
-    distance = _distance(abs(seconds))
-    relative = "now" if not distance else (f"in {distance}" if seconds > 0 else f"{distance} ago")
-    return f"{shown:%Y-%m-%d %H:%M} {shown.tzname()} ({relative})"
-
-
-def _distance(seconds):
-    for unit, word in ((86400, "day"), (3600, "h"), (60, "min"), (1, "s")):
-        if seconds >= unit:
-            count = seconds // unit
-            return f"{count} {word}{'s' if word == 'day' and count > 1 else ''}"
-    return ""
-
-
-class LimitInlineFormSet(BaseInlineFormSet):
-    """A tier's limits or a tenant's overrides: two enabled rows with the same group,
-    scope and period are a form error naming both, never a database error (a 500)."""
-
-    def clean(self):
-        super().clean()
-        seen = {}
-        for form in self.forms:
-            data = getattr(form, "cleaned_data", None)
-            if not data or data.get("DELETE") or not data.get("enabled"):
-                continue
-            identity = (data.get("group"), data.get("scope"), data.get("period"))
-            if identity in seen:
-                group, scope, period = identity
-                raise ValidationError(
-                    f"Two enabled limits for the group {getattr(group, 'slug', group)!r}, "
-                    f"counted per {scope} over the same period ({period} s): rows "
-                    f"{seen[identity] + 1} and {self.forms.index(form) + 1}. Keep one, or "
-                    "untick 'enabled' on the other."
-                )
-            seen[identity] = self.forms.index(form)
 
 
 class TierLimitInline(LimitFields, admin.TabularInline):
@@ -166,7 +102,12 @@ def _issued_page(request, response):
 @admin.register(Tier)
 class TierAdmin(SecretLookupsRefused, admin.ModelAdmin):
     list_display = ("name", "is_default", "tenant_count", "description")
+    readonly_fields = ("effective_limits",)
     inlines = [TierLimitInline]
+
+    @admin.display(description="limits that apply, per group")
+    def effective_limits(self, obj):
+        return effective_limits_table(tier=obj) if obj.pk else "Save the tier first."
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_tenants=Count("tenants"))
@@ -182,7 +123,13 @@ class TenantAdmin(SecretLookupsRefused, admin.ModelAdmin):
     list_filter = ("tier", "active")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
+    readonly_fields = ("effective_limits",)
     inlines = [TenantOverrideInline, ApiKeyInline]
+
+    @admin.display(description="limits that apply, per group")
+    def effective_limits(self, obj):
+        # As requests see them: the tier's, each override replacing its scope and period.
+        return effective_limits_table(tenant=obj) if obj.pk else "Save the tenant first."
 
     def response_add(self, request, obj, post_url_continue=None):
         return _issued_page(request, super().response_add(request, obj, post_url_continue))

@@ -384,3 +384,32 @@ def test_the_period_field_offers_the_usual_periods(superuser_client):
     for seconds in ("1", "60", "3600", "86400"):
         assert f'<option value="{seconds}"' in page
     assert 'list="id_period-presets"' in page
+
+
+def test_the_tenant_page_shows_the_limits_that_apply_with_their_source(superuser_client):
+    from tests.factories import EndpointGroupFactory
+
+    group = EndpointGroupFactory(slug="orders")
+    tier_limit = LimitFactory(group=group, rate=100, period=60, burst=10)
+    LimitFactory(
+        group=group,
+        tier=tier_limit.tier,
+        rate=1000,
+        period=3600,
+        burst=None,
+        algorithm="sliding_window",
+    )
+    tenant = TenantFactory(tier=tier_limit.tier)
+    LimitFactory(group=group, tier=None, tenant=tenant, rate=500, period=60, burst=20)
+    page = superuser_client.get(reverse("admin:ratelimit_app_tenant_change", args=[tenant.pk]))
+    html = page.content.decode()
+    table = html[html.index('class="ratelimit-effective"') :]
+    table = table[: table.index("</table>")]
+    # The override replaces the tier's per-minute limit; the hourly one is the tier's.
+    assert "<td>orders</td><td>500/min · burst 20 · per tenant</td><td>override</td>" in table
+    assert "<td>orders</td><td>1000/h · per tenant</td><td>tier</td>" in table
+    assert "100/min" not in table
+    tier_page = superuser_client.get(
+        reverse("admin:ratelimit_app_tier_change", args=[tier_limit.tier_id])
+    ).content.decode()
+    assert "<td>orders</td><td>100/min · burst 10 · per tenant</td><td>tier</td>" in tier_page
