@@ -41,16 +41,12 @@ def cached_specs(
     return specs
 
 
-# Parties whose counter is shared by every tier and tenant: an address (or a user) has
-# one budget per group and period, whatever key it presents; the tier only decides the
-# number. A tenant's or a key's counter is its own anyway, so it stays per limit row.
-SHARED_SCOPES = frozenset({"ip", "user"})
-
-
 def _counter_name(limit: LimitEntry) -> str:
-    if limit.scope in SHARED_SCOPES:
-        return f"{limit.group}.{limit.scope}.{limit.period}"
-    return str(limit.id)
+    # Named by group, scope and period, not by the limit's row: a party has one budget
+    # per group and period whatever tier or override sets the number (one address
+    # presenting a free key then a paid one has one per-IP budget; a tenant moving to
+    # another tier keeps its count).
+    return f"{limit.group}.{limit.scope}.{limit.period}"
 
 
 def build_specs(

@@ -158,11 +158,13 @@ def _read_limits(snapshot: PolicySnapshot) -> None:
     tiers: dict[tuple[str, int | None], list[LimitEntry]] = {}
     tenants: dict[tuple[str, int | None], list[LimitEntry]] = {}
     shared: dict[str, str] = {}  # one str per group, scope and algorithm, not one per row
+    equal: dict[LimitEntry, LimitEntry] = {}  # one entry per distinct limit, not per row
     for row in rows.values_list(*fields, "tier_id", "tenant_id"):
         group, scope, algorithm = (shared.setdefault(text, text) for text in row[1:4])
-        entry = limit_entry(row[0], group, scope, algorithm, *row[4:8])
-        if entry is None:
+        made = limit_entry(row[0], group, scope, algorithm, *row[4:8])
+        if made is None:
             continue
+        entry = equal.setdefault(made, made)
         tier_id, tenant_id = row[8], row[9]
         owner = (group, tier_id) if tier_id else (group, tenant_id)
         owners = tiers if tier_id else tenants
@@ -171,13 +173,16 @@ def _read_limits(snapshot: PolicySnapshot) -> None:
         else:
             owners[owner] = [entry]
         snapshot.has_user_limits |= scope == "user"
-    # Tuples in the model's order: a tuple of one limit takes half a list's memory.
-    snapshot.tier_limits = {k: tuple(sorted(v, key=_model_order)) for k, v in tiers.items()}
-    snapshot.tenant_limits = {k: tuple(sorted(v, key=_model_order)) for k, v in tenants.items()}
+    # Tuples in the model's order, equal ones shared (many tenants override alike).
+    owned: dict[tuple[LimitEntry, ...], tuple[LimitEntry, ...]] = {}
+    for source, target in ((tiers, snapshot.tier_limits), (tenants, snapshot.tenant_limits)):
+        for key, entries in source.items():
+            ordered = tuple(sorted(entries, key=_model_order))
+            target[key] = owned.setdefault(ordered, ordered)
 
 
-def _model_order(entry: LimitEntry) -> tuple[str, int, int]:
-    return (entry.scope, entry.period, entry.id)
+def _model_order(entry: LimitEntry) -> tuple[str, int, str]:
+    return (entry.scope, entry.period, entry.algorithm)
 
 
 def _read_tenants(snapshot: PolicySnapshot) -> None:
