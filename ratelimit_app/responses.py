@@ -154,19 +154,21 @@ def throttled_response(decision: Decision, config: Config | None = None) -> Json
     return response
 
 
+def unavailable_body(retry_after: float) -> dict[str, Any]:
+    """The body of a fail-closed 503, in the shape of the 429 body."""
+    return {
+        "success": False,
+        "error": {
+            "code": "rate_limiter_unavailable",
+            "message": "Rate limiting is unavailable; try again soon.",
+            "retry_after_seconds": retry_after_seconds(retry_after),
+        },
+    }
+
+
 def unavailable_response(retry_after: float) -> JsonResponse:
     """503 for fail-closed when the counter store cannot answer."""
-    response = JsonResponse(
-        {
-            "success": False,
-            "error": {
-                "code": "rate_limiter_unavailable",
-                "message": "Rate limiting is unavailable; try again soon.",
-                "retry_after_seconds": retry_after_seconds(retry_after),
-            },
-        },
-        status=503,
-    )
+    response = JsonResponse(unavailable_body(retry_after), status=503)
     response["Retry-After"] = str(retry_after_seconds(retry_after))
     return response
 

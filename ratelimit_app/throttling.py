@@ -30,6 +30,9 @@ class RateLimiterUnavailable(exceptions.APIException):
     def __init__(self, wait: float) -> None:
         super().__init__()
         self.wait = responses.retry_after_seconds(wait)
+        if get_config()["BODY"] != "drf":
+            # The same body as the middleware's 503 (a raw dict: DRF sends it unchanged).
+            self.detail = responses.unavailable_body(wait)
 
 
 class PolicyThrottle(BaseThrottle):

@@ -184,9 +184,19 @@ def test_fail_closed_answers_503_with_retry_after(client, demo_data, redis_down,
     settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "FAILURE_MODE": "closed"}
     plain = client.get("/v1/legacy")
     drf = client.get("/v1/status", **bearer(demo_data["free"]))
+    cooldown = int(settings.RATELIMIT_APP.get("BREAKER_COOLDOWN", 5.0))  # the conf default
     for response in (plain, drf):
         assert response.status_code == 503
-        assert int(response["Retry-After"]) >= 1
+        # docs/reliability.md: fail-closed answers 503 with the breaker's cooldown.
+        assert response["Retry-After"] == str(cooldown)
+        assert response.json() == {
+            "success": False,
+            "error": {
+                "code": "rate_limiter_unavailable",
+                "message": "Rate limiting is unavailable; try again soon.",
+                "retry_after_seconds": cooldown,
+            },
+        }
 
 
 @pytest.mark.services

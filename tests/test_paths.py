@@ -30,3 +30,35 @@ def test_patterns():
     assert segment.match("/acp/admin/ping") and not segment.match("/acp/a/b/ping")
     with pytest.raises(ValueError, match="must start with"):
         compile_pattern("v1")
+
+
+# Exact examples of compile_pattern's documented forms (its docstring and the group
+# form's help text), each path matched or not: (pattern, path, matches).
+PATTERN_EXAMPLES = [
+    ("/", "/", True),
+    ("/", "/x", False),
+    ("/*", "/", True),  # the catch-all: the root and everything below it
+    ("/*", "/anything/at/all", True),
+    ("/v1/messages", "/v1/messages", True),
+    ("/v1/messages", "/v1/messages/1", False),
+    ("/v1/messages/*", "/v1/messages", True),  # the path itself and below
+    ("/v1/messages/*", "/v1/messages/1/2", True),
+    ("/v1/messages/*", "/v1/messagesx", False),
+    ("/acp/*/ping", "/acp/admin/ping", True),  # a `*` segment: exactly one segment
+    ("/acp/*/ping", "/acp/ping", False),
+    ("/acp/*/ping", "/acp/a/b/ping", False),
+    ("/files/img-*", "/files/img-1", True),  # a `*` inside a segment
+    ("/files/img-*", "/files/img-1/x", False),
+    ("/files/img-*", "/files/doc-1", False),
+    ("/a.b", "/axb", False),  # regex characters are literal
+]
+
+
+@pytest.mark.parametrize("pattern, path, matches", PATTERN_EXAMPLES)
+def test_pattern_examples(pattern, path, matches):
+    assert bool(compile_pattern(pattern).match(normalize_path(path))) is matches
+
+
+def test_a_pattern_must_start_with_a_slash():
+    with pytest.raises(ValueError, match="must start with '/'"):
+        compile_pattern("v1/messages")
