@@ -179,3 +179,59 @@ def test_remaining_counts_requests_allowed_at_once(spec, steps):
             break
         state, allowed_now = outcome.state, allowed_now + 1
     assert allowed_now == remaining + 1  # the probe itself, then `remaining` more
+
+
+# Exact examples from the definitions (tenant-api-group-tiers.md's burst and reset,
+# GCRA's conformance test TAT + n*T - tau <= now, a counter per fixed window, and a
+# ban's cooldown), computed by hand, not read from the code.
+
+
+def test_gcra_with_a_cost_above_one():
+    # 10 per second, burst 10: T = 100 ms per request, tau = 10 x T = 1 s.
+    spec = LimitSpec("k", GCRA, rate=10, period=1, burst=10)
+    four = gcra(None, T0, spec, 4)  # TAT becomes T0 + 400 ms
+    assert (four.allowed, four.remaining, four.reset_after_us) == (True, 6, 400_000)
+    seven = gcra(four.state, T0, spec, 7)  # needs T0 + 1.1 s - 1 s <= T0: 100 ms early
+    assert (seven.allowed, seven.remaining, seven.retry_after_us) == (False, 6, 100_000)
+    assert seven.reset_after_us == 400_000  # unchanged: a refusal charges nothing
+    six = gcra(four.state, T0, spec, 6)  # exactly the rest of the burst
+    assert (six.allowed, six.remaining, six.reset_after_us) == (True, 0, 1_000_000)
+    eleven = gcra(None, T0, spec, 11)  # more than the burst can ever hold
+    assert (eleven.allowed, eleven.retry_after_us) == (False, 1_000_000)
+
+
+def test_fixed_window_exact_figures():
+    # 3 per 10 s; T0 starts a window (1,700,000,000 is a multiple of 10).
+    spec = LimitSpec("k", FIXED_WINDOW, rate=3, period=10)
+    outcomes, state = run(fixed_window, spec, [T0 + 2 * US] * 4)
+    assert [(o.allowed, o.remaining) for o in outcomes] == [
+        (True, 2),
+        (True, 1),
+        (True, 0),
+        (False, 0),
+    ]
+    assert outcomes[0].reset_after_us == 8 * US  # to the end of the window
+    assert outcomes[3].retry_after_us == 8 * US
+    fresh = fixed_window(state, T0 + 10 * US, spec, 1)  # the next window: a new count
+    assert (fresh.allowed, fresh.remaining, fresh.reset_after_us) == (True, 2, 10 * US)
+    too_big = fixed_window(None, T0, spec, 4)
+    assert (too_big.allowed, too_big.retry_after_us) == (False, 10 * US)
+
+
+def test_ban_denies_until_its_expiry_and_extends_only_when_asked():
+    from ratelimit_app.counters.algorithms import BAN, ban
+
+    # token-endpoint-credential-bans.md: 5 failures ban the pair for 600 s.
+    spec = LimitSpec("k", BAN, rate=5, period=600)
+    banned = (T0, T0 + 600 * US)
+    during = ban(banned, T0 + 100 * US, spec, 1)
+    assert (during.allowed, during.limit, during.remaining) == (False, 5, 0)
+    assert during.retry_after_us == during.reset_after_us == 500 * US
+    assert during.state is None  # nothing to write: the ban runs as it was
+    after = ban(banned, T0 + 600 * US, spec, 1)
+    assert (after.allowed, after.limit, after.remaining) == (True, 5, 5)
+    assert ban(None, T0, spec, 1).allowed
+    extending = LimitSpec("k", BAN, rate=5, period=600, extend=True)
+    again = ban(banned, T0 + 100 * US, extending, 1)
+    assert again.retry_after_us == 600 * US  # the cooldown starts again
+    assert again.state == (T0, T0 + 700 * US)
