@@ -10,32 +10,29 @@ from ratelimit_app.models import BanRule, EndpointGroup, Limit, Tier
 
 MINUTE, HOUR = 60, 3600
 
-# slug: (name, description, path patterns, applies to all)
+# slug: (name, description, path patterns, applies to all). Only the paths the documents
+# name are the catalogue's (the token endpoint, the messaging endpoints); where a host
+# project serves the other groups is its own business (the demo's are in project/demo).
 GROUPS = {
-    "admin": ("Admin", "Admin APIs", ["/acp/admin/*"], False),
-    "developer": ("Developer", "Developer APIs", ["/acp/developer/*"], False),
-    "public": ("Public", "Public APIs", ["/acp/public/*"], False),
-    "oauth2": ("OAuth2", "OAuth2 APIs", ["/acp/oauth2/*"], False),
-    "openbanking": ("OpenBanking", "Open Banking APIs", ["/acp/openbanking/*"], False),
-    "web": ("Web", "Web pages", ["/acp/web/*", "/hello"], False),
-    "system": ("System", "System APIs", ["/acp/system/*"], False),
-    "otp": ("OTP test", "Send a test OTP message", ["/test"], False),
-    "standard": ("Standard REST routes", "Every /v1 route without its own group", ["/v1/*"], False),
+    "admin": ("Admin", "Admin APIs", [], False),
+    "developer": ("Developer", "Developer APIs", [], False),
+    "public": ("Public", "Public APIs", [], False),
+    "oauth2": ("OAuth2", "OAuth2 APIs", [], False),
+    "openbanking": ("OpenBanking", "Open Banking APIs", [], False),
+    "web": ("Web", "Web pages", [], False),
+    "system": ("System", "System APIs", [], False),
+    "otp": ("OTP test", "Send a test OTP message", [], False),
+    "standard": ("Standard REST routes", "Every API route without its own group", [], False),
     "messaging": ("Messaging", "Sending and listing messages", ["/v1/messages/*"], False),
-    "media": ("Media uploads", "Media uploads", ["/v1/media/*"], False),
-    "license": (
-        "License validation",
-        "License key validation and activation",
-        ["/v1/licenses/*"],
-        False,
-    ),
+    "media": ("Media uploads", "Media uploads", [], False),
+    "license": ("License validation", "License key validation and activation", [], False),
     "token": ("Token endpoint", "OAuth2 token endpoint", ["/connect/token"], False),
     # ip-token-endpoint-limits.md's per-IP and per-token limits cover its API and the
-    # token endpoints, not the ACP groups (their own document) nor the admin.
+    # token endpoint: the host project adds its API's paths (the demo: /v1/*, /o/*).
     "all": (
         "Whole API",
         "Per-IP and per-token limits on every API and token request",
-        ["/v1/*", "/connect/token", "/o/*"],
+        ["/connect/token"],
         True,
     ),
 }
@@ -166,11 +163,13 @@ def load_catalog(reset: bool = False) -> CatalogReport:
             dict(
                 name=name,
                 description=description,
-                path_patterns="\n".join(patterns),
                 applies_to_all=applies_to_all,
                 reset_style=HEADER_STYLES.get(slug, ("", "tightest"))[0],
                 headers_describe=HEADER_STYLES.get(slug, ("", "tightest"))[1],
             ),
+            # Where a group is served is the host project's: set when created, then
+            # never compared nor reset.
+            created_with=dict(path_patterns="\n".join(patterns)),
         )
     for tier_name, (description, is_default, factor) in TIERS.items():
         tier = _settle(
@@ -211,12 +210,14 @@ def _settle(
     label: str,
     lookup: dict[str, Any],
     values: dict[str, Any],
+    created_with: dict[str, Any] | None = None,
 ) -> Any:
-    """Create the row if missing; else compare it with ``values`` (restore if reset)."""
+    """Create the row if missing (with ``created_with`` too); else compare it with
+    ``values`` (restore if reset)."""
     row = model.objects.filter(**lookup).first()
     if row is None:
         report.created.append(label)
-        return model.objects.create(**lookup, **values)
+        return model.objects.create(**lookup, **values, **(created_with or {}))
     changed = {
         name: (getattr(row, name), value)
         for name, value in values.items()

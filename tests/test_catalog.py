@@ -95,3 +95,36 @@ def test_reset_restores_the_documents_and_says_what_it_changed():
     assert Limit.objects.get(tier__name="paid", group__slug="media").rate == 30
     web = Limit.objects.get(tier__name="free", group__slug="web", algorithm="gcra")
     assert (web.rate, web.burst) == (3000, 1000)  # the document: free Web 3000/min, burst 1000
+
+
+def test_the_catalogue_names_only_the_documents_paths():
+    """In a host project, the catalogue must not take over its URLs: a view at /test got
+    the OTP limit (1 a minute) once the catalogue was loaded."""
+    from ratelimit_app.catalog import load_catalog
+    from ratelimit_app.policy import build_snapshot
+
+    load_catalog()
+    snapshot = build_snapshot()
+    assert snapshot.group_for_path("/test") is None
+    assert snapshot.group_for_path("/acp/admin/ping") is None
+    assert snapshot.group_for_path("/hello") is None
+    assert snapshot.route("/admin/login/") == (None, ())
+    # The paths the documents name: the token endpoint and the messaging endpoints.
+    assert snapshot.group_for_path("/connect/token") == "token"
+    assert snapshot.group_for_path("/v1/messages") == "messaging"
+
+
+def test_the_demo_adds_its_paths_and_the_catalogue_then_reports_no_difference():
+    from io import StringIO
+
+    from project.demo.setup import load_demo_data
+    from ratelimit_app.policy import build_snapshot
+
+    load_demo_data()
+    snapshot = build_snapshot()
+    assert snapshot.group_for_path("/test") == "otp"
+    assert snapshot.group_for_path("/acp/web/x") == "web"
+    assert snapshot.route("/v1/status") == ("standard", ("all",))
+    out = StringIO()
+    call_command("ratelimit_load_catalog", stdout=out)
+    assert "0 rows created, 0 restored, 0 differing" in out.getvalue()

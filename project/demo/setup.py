@@ -15,6 +15,30 @@ DEMO_KEYS = {
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
 DOT_CLIENT_ID, DOT_CLIENT_SECRET = "dot-client", "dot-secret"
 DOT_CLIENT_ENDPOINTS = ["/o/token", "/o/revoke_token", "/o/introspect"]
+# Where the demo serves each group (the catalogue names only the documents' own paths).
+DEMO_PATTERNS = {
+    **{
+        group: [f"/acp/{group}/*"]
+        for group in ("admin", "developer", "public", "oauth2", "openbanking", "system")
+    },
+    "web": ["/acp/web/*", "/hello"],
+    "otp": ["/test"],
+    "standard": ["/v1/*"],
+    "media": ["/v1/media/*"],
+    "license": ["/v1/licenses/*"],
+    "token": DOT_CLIENT_ENDPOINTS,  # the toolkit's endpoints join the token group
+    "all": ["/v1/*", "/o/*"],  # ip-token-endpoint-limits.md: the demo's API
+}
+
+
+def add_patterns(slug, patterns):
+    """Add ``patterns`` to group ``slug``'s path patterns (those it has stay)."""
+    group = EndpointGroup.objects.get(slug=slug)
+    present = group.pattern_list()
+    missing = [p for p in patterns if p not in present]
+    if missing:
+        group.path_patterns = "\n".join(present + missing)
+        group.save()
 
 
 def load_third_party_provider():
@@ -31,15 +55,8 @@ def load_third_party_provider():
             client_type=Application.CLIENT_CONFIDENTIAL,
             authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
         )
-    # The toolkit's client-authenticating endpoints join the token group: its per-IP
-    # limit then refuses a guessing address before the toolkit hashes a secret.
-    token_group = EndpointGroup.objects.get(slug="token")
-    patterns = token_group.pattern_list()
-    for pattern in DOT_CLIENT_ENDPOINTS:
-        if pattern not in patterns:
-            patterns.append(pattern)
-    token_group.path_patterns = "\n".join(patterns)
-    token_group.save()
+    # The toolkit's client-authenticating endpoints are in the token group (DEMO_PATTERNS):
+    # its per-IP limit then refuses a guessing address before the toolkit hashes a secret.
     BanRule.objects.update_or_create(
         name="django-oauth-toolkit token endpoint",
         defaults=dict(
@@ -59,6 +76,8 @@ def load_third_party_provider():
 def load_demo_data():
     """Load the catalogue, the free and paid tenants with one API key each, and an admin."""
     load_catalog()
+    for slug, patterns in DEMO_PATTERNS.items():
+        add_patterns(slug, patterns)
     for tier_name, (tenant_name, secret) in DEMO_KEYS.items():
         tenant, _ = Tenant.objects.update_or_create(
             slug=f"{tier_name}-tenant",
