@@ -142,6 +142,8 @@ def check_view_groups(app_configs=None, **kwargs):
         known = set(EndpointGroup.objects.values_list("slug", flat=True))
     except DatabaseError:
         return []  # not migrated yet, or no database: nothing to compare with
+    if not known:
+        return []  # a fresh install (migrate, before the catalogue): nothing defined yet
     return [
         checks.Warning(
             f"The view at {route!r} names the endpoint group {group!r}, which does not exist.",
