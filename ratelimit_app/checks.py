@@ -9,6 +9,7 @@ from django.db import DatabaseError
 from django.utils.module_loading import import_string
 
 from ratelimit_app.conf import SETTING_NAME, get_config
+from ratelimit_app.counters import storage
 from ratelimit_app.named_groups import named_groups
 
 REDIS_BACKEND = "ratelimit_app.counters.redis.RedisBackend"
@@ -32,6 +33,15 @@ def check_settings(app_configs=None, **kwargs):
     errors += _check_choices(config)
     errors += _check_proxies(config)
     errors += _check_body(config)
+    if config["HASH_TAG"] is not None:
+        errors.append(
+            checks.Warning(
+                f"{SETTING_NAME}['HASH_TAG'] is no longer used: every key carries the "
+                "hash tag of the party it counts, so a Redis Cluster spreads them.",
+                hint="Remove HASH_TAG from the settings.",
+                id="ratelimit_app.W013",
+            )
+        )
     return errors
 
 
@@ -46,6 +56,8 @@ def _check_backend(config):
                 id="ratelimit_app.E002",
             )
         ]
+    if config["STORAGE_URL"]:
+        return _check_storage_url(config["STORAGE_URL"])
     if config["BACKEND"] != REDIS_BACKEND:
         return []
     alias = config["CACHE_ALIAS"]
@@ -60,7 +72,42 @@ def _check_backend(config):
                 id="ratelimit_app.E003",
             )
         ]
+    return _check_cache_topology(alias, cache)
+
+
+def _check_storage_url(url):
+    try:
+        storage.validate(url)
+    except storage.StorageURLError as exc:
+        return [checks.Error(f"{SETTING_NAME}['STORAGE_URL']: {exc}", id="ratelimit_app.E009")]
     return []
+
+
+def _check_cache_topology(alias, cache):
+    """The Redis backend copies one server's connection settings from the alias: a
+    cluster or Sentinel client there would fail at every request."""
+    options = cache.get("OPTIONS", {})
+    named = " ".join(
+        str(options.get(name, ""))
+        for name in ("CLIENT_CLASS", "CONNECTION_FACTORY", "REDIS_CLIENT_CLASS")
+    ).lower()
+    topology = next((t for t in ("cluster", "sentinel") if t in named), None)
+    if topology is None and "SENTINELS" in options:
+        topology = "sentinel"
+    if topology is None:
+        return []
+    example = {
+        "cluster": "redis+cluster://host:port[,host:port]",
+        "sentinel": "redis+sentinel://host:port[,host:port]/service_name",
+    }[topology]
+    return [
+        checks.Error(
+            f"CACHES[{alias!r}] connects to a Redis {topology.title()}, which the "
+            "counters cannot reach through a cache alias.",
+            hint=f"Set {SETTING_NAME}['STORAGE_URL'] = '{example}'.",
+            id="ratelimit_app.E010",
+        )
+    ]
 
 
 def _check_choices(config):

@@ -13,11 +13,18 @@ SETTING_NAME = "RATELIMIT_APP"
 DEFAULTS: dict[str, Any] = {
     # Counter storage: a dotted path to a Backend class (like SESSION_ENGINE).
     "BACKEND": "ratelimit_app.counters.redis.RedisBackend",
+    # Where the counters live, as a URL whose scheme picks the topology (one backend
+    # class each): redis://, rediss://, unix://, redis+cluster://host:port[,host:port],
+    # redis+sentinel://host:port[,host:port]/service_name. Empty: BACKEND and
+    # CACHE_ALIAS below (the django-redis cache's server).
+    "STORAGE_URL": "",
     # django-redis cache alias whose connection settings the Redis backend uses.
     "CACHE_ALIAS": "default",
-    # Every Redis key starts with this prefix, then a Redis Cluster hash tag.
+    # Every Redis key starts with this prefix, then its party's hash tag.
     "KEY_PREFIX": "rl",
-    "HASH_TAG": "rl",
+    # No longer used (every key carries its party's hash tag); accepted so that older
+    # settings keep loading, and reported by system check W013.
+    "HASH_TAG": None,
     # Seconds the limiter waits for Redis before giving up on one request.
     "SOCKET_TIMEOUT": 0.1,
     # "open": allow when the counter store fails; "closed": answer 503.

@@ -17,6 +17,7 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from ratelimit_app.conf import WATCHED_SETTINGS, get_config
+from ratelimit_app.counters import storage
 from ratelimit_app.counters.base import BackendUnavailable
 from ratelimit_app.counters.breaker import CircuitBreaker, GuardedBackend
 from ratelimit_app.counters.denials import Denials
@@ -61,9 +62,14 @@ def get_denials() -> Denials | None:
 
 
 def build_backend(config: dict[str, Any]) -> GuardedBackend:
-    """Instantiate the configured backend class behind a circuit breaker."""
+    """Instantiate the configured backend class behind a circuit breaker: the one for
+    STORAGE_URL's scheme if set, else BACKEND."""
     try:
-        backend_class = import_string(config["BACKEND"])
+        path = storage.backend_path(config["STORAGE_URL"]) if config["STORAGE_URL"] else None
+    except storage.StorageURLError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+    try:
+        backend_class = import_string(path or config["BACKEND"])
     except ImportError as exc:
         raise ImproperlyConfigured(
             f"RATELIMIT_APP['BACKEND'] = {config['BACKEND']!r} cannot be imported; use "

@@ -71,6 +71,36 @@ def private_redis():
     server.stop()
 
 
+def _topology(kind):
+    from tests import topologies
+
+    return getattr(topologies, kind)().start_all()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """A 3-primary + 3-replica Redis Cluster on loopback ports (make test-cluster)."""
+    cluster = _topology("Cluster")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel():
+    """A primary, two replicas and three sentinels on loopback ports."""
+    sentinels = _topology("SentinelSet")
+    yield sentinels
+    sentinels.stop()
+
+
+@pytest.fixture(scope="session")
+def valkey_server():
+    """A valkey-server on a loopback port."""
+    server = _topology("Valkey")
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def private_backend(private_redis, settings):
     """A RedisBackend on the private server, through a django-redis cache alias."""

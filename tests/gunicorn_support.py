@@ -33,17 +33,18 @@ def worker_rss_kb(master_pid):
 
 
 @contextlib.contextmanager
-def serve_demo(database, *, workers=4, trusted_proxies="127.0.0.1/32"):
-    """Run project.wsgi under gunicorn on a free port with a throwaway Redis; yields
-    (port, master pid, the Redis URL)."""
-    redis_server = RedisServer().start()
+def serve_demo(database, *, workers=4, trusted_proxies="127.0.0.1/32", storage_url=None):
+    """Run project.wsgi under gunicorn on a free port with a throwaway Redis (or the
+    counters at ``storage_url``: a cluster, say); yields (port, master pid, the URL)."""
+    redis_server = None if storage_url else RedisServer().start()
+    storage_url = storage_url or redis_server.url
     port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "project.settings",
         "DJANGO_DEBUG": "0",
         "DATABASE_URL": database_url(database),
-        "REDIS_URL": redis_server.url,
+        "REDIS_URL": storage_url,
         "RATELIMIT_TRUSTED_PROXIES": trusted_proxies,
     }
     command = [sys.executable, "-m", "gunicorn", "project.wsgi:application"]
@@ -58,8 +59,9 @@ def serve_demo(database, *, workers=4, trusted_proxies="127.0.0.1/32"):
             except OSError:
                 assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.2)
-        yield port, gunicorn.pid, redis_server.url
+        yield port, gunicorn.pid, storage_url
     finally:
         gunicorn.terminate()
         gunicorn.wait(30)
-        redis_server.stop()
+        if redis_server is not None:
+            redis_server.stop()

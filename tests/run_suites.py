@@ -6,7 +6,8 @@ a throwaway one is started on a free loopback port. With RATELIMIT_REQUIRE_SERVI
 (as in CI) an unreachable service fails the run instead of skipping the pass.
 
 With --reliability it runs only the slow tests (faults, soak), on PostgreSQL and Redis,
-which are then required.
+which are then required; with --cluster only the tests that start a Redis Cluster, a
+Sentinel set-up and a Valkey server of their own (tests/topologies.py).
 """
 
 import os
@@ -34,7 +35,9 @@ def run_pytest(stack, extra_env, args, marker=None):
         "RATELIMIT_RUN_ID": str(os.getpid()),
     }
     if marker is None:
-        marker = "not slow" if stack == "services" else "not services and not slow"
+        marker = "not slow and not cluster"
+        if stack != "services":
+            marker = "not services and " + marker
     print(f"\n===== pytest pass: {stack} ({marker}) =====", flush=True)
     command = [sys.executable, "-m", "pytest", "-m", marker, *args]
     return subprocess.call(command, cwd=ROOT, env=env)
@@ -42,9 +45,10 @@ def run_pytest(stack, extra_env, args, marker=None):
 
 def main(args):
     reliability = "--reliability" in args
-    args = [a for a in args if a != "--reliability"]
-    required = reliability or os.environ.get("RATELIMIT_REQUIRE_SERVICES") == "1"
-    status = 0 if reliability else run_pytest("local", {}, args)
+    cluster = "--cluster" in args
+    args = [a for a in args if a not in ("--reliability", "--cluster")]
+    required = reliability or cluster or os.environ.get("RATELIMIT_REQUIRE_SERVICES") == "1"
+    status = 0 if reliability or cluster else run_pytest("local", {}, args)
     redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
     database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     throwaway = None
@@ -68,7 +72,7 @@ def main(args):
             print(f"NOTE: {message} Skipping it.", file=sys.stderr)
             return status
         env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url}
-        marker = "slow" if reliability else None
+        marker = "slow" if reliability else "cluster" if cluster else None
         return run_pytest("services", env, args, marker) or status
     finally:
         if throwaway:

@@ -3,13 +3,26 @@
 import pytest
 
 from ratelimit_app.counters.algorithms import FIXED_WINDOW, GCRA, SLIDING_WINDOW, US, LimitSpec
-from tests.counters_support import make_backend, unique_key
+from tests.counters_support import make_backend, party_keys, unique_key
 
 T0 = 1_800_000_000 * US  # aligned to every window used below
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.services)])
+TOPOLOGIES = ["cluster", "sentinel", "valkey"]
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.services),
+        *[pytest.param(name, marks=pytest.mark.cluster) for name in TOPOLOGIES],
+    ]
+)
 def backend(request):
+    if request.param in TOPOLOGIES:
+        fixture = {"cluster": "redis_cluster", "sentinel": "redis_sentinel"}
+        server = request.getfixturevalue(fixture.get(request.param, "valkey_server"))
+        return make_backend(request.param, server.url)
     return make_backend(request.param)
 
 
@@ -102,8 +115,8 @@ class TestBackendContract:
         from ratelimit_app.counters.algorithms import BAN
         from ratelimit_app.counters.failures import FailureCounter
 
-        ban_key = unique_key("b")
-        counter = FailureCounter(unique_key("x"), ban_key, threshold=3, window=600, cooldown=600)
+        failure_key, ban_key = party_keys("x", "b")
+        counter = FailureCounter(failure_key, ban_key, threshold=3, window=600, cooldown=600)
         results = [backend.record_failures([counter], now=T0 + i)[1][0] for i in range(3)]
         assert [(r.count, r.banned) for r in results] == [(1, False), (2, False), (3, True)]
         assert results[2].expires_at_us == T0 + 2 + 600 * US
@@ -121,8 +134,8 @@ class TestBackendContract:
         from ratelimit_app.counters.algorithms import BAN
         from ratelimit_app.counters.failures import FailureCounter
 
-        ban_key = unique_key("b")
-        counter = FailureCounter(unique_key("x"), ban_key, threshold=1, window=60, cooldown=60)
+        failure_key, ban_key = party_keys("x", "b")
+        counter = FailureCounter(failure_key, ban_key, threshold=1, window=60, cooldown=60)
         backend.record_failures([counter], now=T0)
         limit = LimitSpec(unique_key("ip"), FIXED_WINDOW, rate=5, period=60)
         assert not backend.check([limit, LimitSpec(ban_key, BAN, 1, 60)], now=T0).allowed

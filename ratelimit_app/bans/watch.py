@@ -9,6 +9,7 @@ from django.http import HttpRequest
 
 from ratelimit_app import hashing, paths
 from ratelimit_app.counters.algorithms import BAN, LimitSpec
+from ratelimit_app.counters.base import party_key
 from ratelimit_app.counters.failures import FailureCounter
 from ratelimit_app.credentials import client_credentials
 from ratelimit_app.policy import BanRuleEntry, PolicySnapshot
@@ -55,7 +56,7 @@ def key_value(kind: str, fingerprint: str) -> str:
 
 def counter_key(base: str, letter: str, rule_id: int, kind: str, value: str) -> str:
     """A ban rule's key in the counter store: ``letter`` x counts failures, b holds the ban."""
-    return f"{base}:{letter}{rule_id}{kind}:{value}"
+    return party_key(base, value, f"{letter}{rule_id}{kind}")
 
 
 def pair_fingerprint(client_id: str, client_secret: str) -> str:

@@ -194,8 +194,18 @@ class Backend:
 
 
 def key_base(config: dict[str, Any]) -> str:
-    """The start of every counter key: the prefix, then the Redis Cluster hash tag."""
-    return f"{config['KEY_PREFIX']}:{{{config['HASH_TAG']}}}"
+    """The start of every counter key: the prefix (a party's hash tag comes next)."""
+    return str(config["KEY_PREFIX"])
+
+
+def party_key(base: str, party: str, name: str) -> str:
+    """A counter key of one party: ``base``, the party's Redis Cluster hash tag, ``name``.
+
+    Every key of a party (a tenant, an API key, a token, an address, a credential pair)
+    carries the same tag, so a cluster keeps a party's keys in one slot while spreading
+    parties over its shards. ``party`` is a keyed hash, never a raw identifier.
+    """
+    return f"{base}:{{{party}}}:{name}"
 
 
 def validate_specs(specs: Sequence[LimitSpec], cost: int) -> None:

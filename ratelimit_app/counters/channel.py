@@ -51,15 +51,22 @@ class Channel:
         self._idle: list[tuple[Any, float]] = []
         self._pid = os.getpid()
 
-    def _take(self) -> Any:
+    def take(self) -> Any:
+        """An idle connection (or a new one) for one exchange; give it back after."""
         if self._pid != os.getpid():  # forked: the parent's sockets are not ours
             self._idle, self._pid = [], os.getpid()
         try:
             connection, used_at = self._idle.pop()
         except IndexError:
-            return self.pool.connection_class(**self.pool.connection_kwargs)
-        if self.clock() - used_at > IDLE_PROBE_SECONDS and _closed_or_out_of_step(connection):
-            connection.disconnect()  # the next send connects afresh
+            connection = self.pool.connection_class(**self.pool.connection_kwargs)
+        else:
+            if self.clock() - used_at > IDLE_PROBE_SECONDS and _closed_or_out_of_step(connection):
+                connection.disconnect()
+        if connection._sock is None:
+            # Connected here, not by the send: a Sentinel-managed connection asks the
+            # sentinels for the primary only in connect(); a send would go to its
+            # default address.
+            connection.connect()
         return connection
 
     def call(self, packed: bytes) -> Any:
@@ -69,12 +76,17 @@ class Channel:
         already closed the socket, so the connection's next use starts on a fresh one
         and can never read a reply meant for an earlier command.
         """
-        connection = self._take()
+        connection = self.take()
         try:
             connection.send_packed_command([packed], check_health=False)
             return connection.read_response()
         finally:
-            self._idle.append((connection, self.clock()))
+            self.give_back(connection)
+
+    def give_back(self, connection: Any) -> None:
+        """Return a connection taken for an exchange whose replies were all read (or
+        that was disconnected: its next use connects afresh)."""
+        self._idle.append((connection, self.clock()))
 
 
 def _closed_or_out_of_step(connection: Any) -> bool:

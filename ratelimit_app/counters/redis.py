@@ -21,6 +21,7 @@ from ratelimit_app.counters.base import (
     BackendUnavailable,
     Decision,
     key_base,
+    party_key,
     validate_specs,
 )
 from ratelimit_app.counters.channel import Channel, bulk
@@ -28,6 +29,15 @@ from ratelimit_app.counters.failures import FailureCounter, FailureResult
 
 # Long enough to matter, short enough that a lost publish cannot mislead for long.
 REVISION_TTL = 24 * 3600
+# What a failing Redis raises (redis-py's cluster errors are not all RedisErrors), and
+# what a connection the settings cannot make raises (system checks E003 and E009 say
+# why): either way the failure mode applies, never a 500.
+REDIS_ERRORS = (
+    redis_lib.RedisError,
+    redis_lib.exceptions.RedisClusterException,
+    AttributeError,
+    TypeError,
+)
 ALGORITHM_CODES = {GCRA: 1, SLIDING_WINDOW: 2, FIXED_WINDOW: 3, BAN: 4}
 
 
@@ -57,6 +67,20 @@ def limiter_client(alias: str, timeout: float) -> redis_lib.Redis:
     return redis_lib.Redis(connection_pool=pool)
 
 
+def unavailable(exc: Exception) -> BackendUnavailable:
+    """The BackendUnavailable for a Redis error (its type only: messages can hold
+    addresses and keys)."""
+    return BackendUnavailable(f"Redis did not answer: {type(exc).__name__}")
+
+
+def url_client(url: str, timeout: float) -> redis_lib.Redis:
+    """A Redis client for a ``redis://``, ``rediss://`` or ``unix://`` storage URL, with
+    the same short timeouts and no retries as ``limiter_client``."""
+    return redis_lib.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=None
+    )
+
+
 def limit_args(spec: LimitSpec) -> tuple[int, int, int, int, int]:
     """check.lua's five arguments for one limit."""
     interval = spec.emission_us if spec.algorithm == GCRA else 0
@@ -84,18 +108,22 @@ def packed_spec(spec: LimitSpec) -> tuple[bytes, bytes]:
 
 @lru_cache(maxsize=256)
 def _command_frame(
-    sha: str, count: int, revision_key: str, cost: int, now: int | None
+    sha: str, count: int, revision_key: str | None, cost: int, now: int | None
 ) -> tuple[bytes, bytes]:
     """What check.lua's EVALSHA holds besides the limits: the part before their keys and
-    the part between their keys and their arguments (the same for every request)."""
-    total = 3 + (count + 1) + 3 + count * FIELDS
-    head = b"*%d\r\n" % total + bulk(b"EVALSHA") + bulk(sha.encode()) + bulk(b"%d" % (count + 1))
-    fixed = (revision_key, "" if now is None else str(int(now)), str(int(cost)), "1")
+    the part between their keys and their arguments (the same for every request).
+    Without ``revision_key`` (a cluster, where it lives in another slot) the script
+    reads no revision."""
+    keys = count + (revision_key is not None)
+    total = 3 + keys + 3 + count * FIELDS
+    head = b"*%d\r\n" % total + bulk(b"EVALSHA") + bulk(sha.encode()) + bulk(b"%d" % keys)
+    revision = (revision_key, "1") if revision_key is not None else ("0",)
+    fixed = (*revision[:-1], "" if now is None else str(int(now)), str(int(cost)), revision[-1])
     return head, b"".join(bulk(value.encode()) for value in fixed)
 
 
 def check_command(
-    sha: str, specs: Sequence[LimitSpec], revision_key: str, cost: int, now: int | None
+    sha: str, specs: Sequence[LimitSpec], revision_key: str | None, cost: int, now: int | None
 ) -> bytes:
     """The whole EVALSHA of check.lua for ``specs`` as bytes (the revision key last)."""
     packed = [packed_spec(spec) for spec in specs]
@@ -111,11 +139,15 @@ def decision_from_reply(specs: Sequence[LimitSpec], reply: list[int], cost: int)
 
 
 class RedisBackend(Backend):
-    """Redis counters through the connection settings of a django-redis cache alias."""
+    """Redis counters on one server: a ``redis://``, ``rediss://`` or ``unix://``
+    STORAGE_URL, else the connection settings of a django-redis cache alias."""
 
     @cached_property
     def client(self) -> redis_lib.Redis:
-        return limiter_client(self.config["CACHE_ALIAS"], float(self.config["SOCKET_TIMEOUT"]))
+        timeout = float(self.config["SOCKET_TIMEOUT"])
+        if self.config["STORAGE_URL"]:
+            return url_client(self.config["STORAGE_URL"], timeout)
+        return limiter_client(self.config["CACHE_ALIAS"], timeout)
 
     @cached_property
     def script(self) -> Any:
@@ -124,7 +156,7 @@ class RedisBackend(Backend):
 
     @cached_property
     def revision_key(self) -> str:
-        return f"{key_base(self.config)}:policy-revision"
+        return party_key(key_base(self.config), "policy", "revision")
 
     @cached_property
     def channel(self) -> Channel:
@@ -132,16 +164,16 @@ class RedisBackend(Backend):
 
     def check(self, specs: Sequence[LimitSpec], cost: int = 1, now: int | None = None) -> Decision:
         validate_specs(specs, cost)
-        command = check_command(self.script.sha, specs, self.revision_key, cost, now)
         try:
+            command = check_command(self.script.sha, specs, self.revision_key, cost, now)
             try:
                 reply = self.channel.call(command)
             except redis_lib.exceptions.NoScriptError:
                 # After a restart or SCRIPT FLUSH: load it and send the same call again.
                 self.client.script_load(self.script.script)
                 reply = self.channel.call(command)
-        except redis_lib.RedisError as exc:
-            raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
+        except REDIS_ERRORS as exc:
+            raise unavailable(exc) from exc
         return decision_from_reply(specs, reply, cost)
 
     @cached_property
@@ -156,15 +188,15 @@ class RedisBackend(Backend):
         """
         try:
             self.revision_script(keys=[self.revision_key], args=["", number, REVISION_TTL])
-        except redis_lib.RedisError as exc:
-            raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
+        except REDIS_ERRORS as exc:
+            raise unavailable(exc) from exc
 
     def published_revision(self) -> int | None:
         """See Backend.published_revision: one GET."""
         try:
             value: Any = self.client.get(self.revision_key)  # bytes or None (a sync client)
-        except redis_lib.RedisError as exc:
-            raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
+        except REDIS_ERRORS as exc:
+            raise unavailable(exc) from exc
         return int(value or 0)
 
     @cached_property
@@ -181,8 +213,8 @@ class RedisBackend(Backend):
             args += [counter.threshold, counter.window * US, counter.cooldown * US]
         try:
             reply = self.failure_script(keys=keys, args=args)
-        except redis_lib.RedisError as exc:
-            raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
+        except REDIS_ERRORS as exc:
+            raise unavailable(exc) from exc
         results = [
             FailureResult(int(reply[1 + 3 * i]), bool(int(reply[2 + 3 * i])), int(reply[3 + 3 * i]))
             for i in range(len(counters))
@@ -193,5 +225,5 @@ class RedisBackend(Backend):
         if keys:
             try:
                 self.client.delete(*keys)
-            except redis_lib.RedisError as exc:
-                raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
+            except REDIS_ERRORS as exc:
+                raise unavailable(exc) from exc

@@ -4,7 +4,7 @@ from typing import Any
 
 from ratelimit_app import bounded, hashing
 from ratelimit_app.counters.algorithms import LimitSpec
-from ratelimit_app.counters.base import key_base
+from ratelimit_app.counters.base import key_base, party_key
 from ratelimit_app.identity import Identity
 from ratelimit_app.policy import LimitEntry, PolicySnapshot
 
@@ -66,7 +66,9 @@ def build_specs(
         party = hashing.short_hash("identity", f"{limit.scope}:{value}")
         specs.append(
             LimitSpec(
-                key=f"{prefix}:{_counter_name(limit)}{ALGORITHM_LETTERS[limit.algorithm]}:{party}",
+                key=party_key(
+                    prefix, party, f"{_counter_name(limit)}{ALGORITHM_LETTERS[limit.algorithm]}"
+                ),
                 algorithm=limit.algorithm,
                 rate=limit.rate,
                 period=limit.period,
