@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import re
 
 import pytest
 from django.db import connection
@@ -213,7 +214,8 @@ def test_keys_hold_no_raw_identity(client, demo_data):
     for key in keys:
         assert "127.0.0.1" not in key
         assert demo_data["free"].split(".")[0] not in key
-        assert key.startswith(f"{get_config()['KEY_PREFIX']}:{{rl}}:")
+        # The prefix, then the party's hash tag: a keyed hash, never the raw value.
+        assert re.fullmatch(rf"{get_config()['KEY_PREFIX']}:\{{[\w-]+\}}:\S+", key), key
 
 
 @pytest.mark.services

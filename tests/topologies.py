@@ -98,6 +98,8 @@ def server_args(port, *extra):
         "",
         "--appendonly",
         "no",
+        "--repl-diskless-sync-delay",
+        "0",
         *extra,
     ]
 
@@ -140,7 +142,11 @@ class Cluster(Processes):
         return self
 
     def healthy(self):
-        return all(client(p).cluster("info")["cluster_state"] == "ok" for p in self.processes)
+        # A replica that has not finished its first sync cannot be promoted: wait for it.
+        return all(
+            client(p).cluster("info")["cluster_state"] == "ok" and _in_sync(p)
+            for p in self.processes
+        )
 
     def primaries(self):
         """{port: number of keys} of the current primaries."""
@@ -189,7 +195,8 @@ class SentinelSet(Processes):
             if not masters:
                 return False
         info = client(self.primary_port).info("replication")
-        return info["connected_slaves"] == len(self.replica_ports)
+        replicas = info["connected_slaves"] == len(self.replica_ports)
+        return replicas and all(_in_sync(port) for port in self.replica_ports)
 
     def current_primary(self):
         host, port = client(self.sentinel_ports[0]).execute_command(
@@ -226,6 +233,11 @@ class Valkey(Processes):
 
     def version(self):
         return client(self.port).info("server").get("valkey_version")
+
+
+def _in_sync(port):
+    info = client(port).info("replication")
+    return info["role"] == "master" or info.get("master_link_status") == "up"
 
 
 def client(port):

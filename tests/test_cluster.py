@@ -1,0 +1,182 @@
+"""The demo under gunicorn (4 workers) on a real Redis Cluster and behind real Sentinel:
+the promises that hold on one Redis hold there too (`make test-cluster`).
+
+The test process shares the database with the workers and sets the limits before they
+start; the counters are only ever reached through HTTP.
+"""
+
+import http.client
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlencode
+
+import pytest
+
+from ratelimit_app.models import EndpointGroup, Limit, Tier
+from tests.gunicorn_support import serve_demo
+from tests.topologies import client
+
+pytestmark = [pytest.mark.cluster, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+WORKERS = 4
+
+
+def send(port, method, path, headers=None, body=None):
+    """One request on a new connection: (status, headers)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        response.read()
+        return response.status, dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+def fire(port, requests, threads=32):
+    """``requests`` (method, path, headers, body) sent from ``threads`` threads at once."""
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(lambda r: send(port, *r), requests))
+
+
+def key_headers(keys, address):
+    return {"X-API-Key": keys["free"], "X-Forwarded-For": address}
+
+
+def one_minute_limit_per_key():
+    """100 a minute per API key on /v1/* for the free tier (a fixed window: exact)."""
+    Limit.objects.update_or_create(
+        group=EndpointGroup.objects.get(slug="standard"),
+        tier=Tier.objects.get(name="free"),
+        scope="api_key",
+        period=60,
+        defaults={"algorithm": "fixed_window", "rate": 100, "burst": None, "enabled": True},
+    )
+
+
+@pytest.fixture(params=["cluster", "sentinel"])
+def served(request, demo_data, settings):
+    """The demo on the topology named by the parameter, with 100/min per key."""
+    topology = request.getfixturevalue(
+        {"cluster": "redis_cluster", "sentinel": "redis_sentinel"}[request.param]
+    )
+    one_minute_limit_per_key()
+    database = settings.DATABASES["default"]
+    with serve_demo(database, workers=WORKERS, storage_url=topology.url) as (port, _pid, _url):
+        yield port, demo_data, topology
+
+
+def minute_of(topology):
+    """The current minute on the topology's clock (Redis's TIME, as the scripts use)."""
+    if hasattr(topology, "current_primary"):
+        return client(topology.current_primary()).time()[0] // 60
+    return client(next(iter(topology.primaries()))).time()[0] // 60
+
+
+def test_exactly_100_of_1000_concurrent_requests_at_100_a_minute(served):
+    port, keys, topology = served
+    for attempt in range(3):
+        # Each request comes from one of 50 addresses: its per-address and per-key limits
+        # are in different slots, so a denied request is refunded on the other shards.
+        requests = [
+            ("GET", "/v1/status", key_headers(keys, f"198.51.{attempt}.{i % 50 + 1}"), None)
+            for i in range(1000)
+        ]
+        before = minute_of(topology)
+        statuses = [status for status, _headers in fire(port, requests)]
+        if minute_of(topology) != before:
+            continue  # a fixed window admits twice across its edge, by design
+        assert statuses.count(200) == 100 and statuses.count(429) == 900, statuses
+        return
+    pytest.fail("three runs crossed a minute's edge")
+
+
+def test_the_otp_endpoint_admits_1_of_200(served):
+    port, keys, _topology = served
+    requests = [
+        ("POST", "/test", key_headers(keys, f"203.0.113.{i % 20 + 1}"), None) for i in range(200)
+    ]
+    statuses = [status for status, _headers in fire(port, requests)]
+    assert statuses.count(201) == 1 and statuses.count(429) == 199
+
+
+def test_five_failed_token_requests_ban_the_pair_for_600_seconds(served):
+    port, _keys, _topology = served
+    body = urlencode({"client_id": "demo-client", "client_secret": "a wrong guess"})
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Forwarded-For": "192.0.2.55",
+    }
+    statuses = [send(port, "POST", "/connect/token", headers, body)[0] for _ in range(5)]
+    assert statuses == [400] * 5
+    status, answer = send(port, "POST", "/connect/token", headers, body)
+    assert status == 429 and answer["Retry-After"] == "600"
+
+
+def test_ten_thousand_clients_spread_over_the_shards(demo_data, settings, redis_cluster):
+    """10,000 addresses, each a party of its own: no primary holds more than half of
+    their keys (with one hash tag for all, one primary held every key)."""
+    before = redis_cluster.primaries()
+    with serve_demo(
+        settings.DATABASES["default"], workers=WORKERS, storage_url=redis_cluster.url
+    ) as (port, _pid, _url):
+        requests = [
+            ("GET", "/v1/status", {"X-Forwarded-For": f"10.{i // 250}.{i % 250}.9"}, None)
+            for i in range(10_000)
+        ]
+        statuses = [status for status, _headers in fire(port, requests, threads=16)]
+    assert statuses.count(200) == 10_000
+    added = {p: n - before.get(p, 0) for p, n in redis_cluster.primaries().items()}
+    total = sum(added.values())
+    print(f"\nkeys per primary after 10,000 clients: {sorted(added.values())}")
+    assert total >= 10_000  # at least one key per address (one per limit on it)
+    assert max(added.values()) <= total / 2, added
+
+
+def test_a_killed_primary_costs_no_5xx_and_limiting_resumes(demo_data, settings):
+    """kill -9 of one primary under load: no request fails, and every shard limits again
+    within the cluster's node timeout plus two seconds (plus the breaker's trial)."""
+    from tests.topologies import NODE_TIMEOUT_MS, Cluster
+
+    cluster = Cluster().start_all()
+    try:
+        with serve_demo(
+            settings.DATABASES["default"], workers=WORKERS, storage_url=cluster.url
+        ) as (port, _pid, _url):
+            report = _kill_primary_under_load(port, cluster, demo_data)
+    finally:
+        cluster.stop()
+    print(f"\nfailover: {report}")
+    assert report["5xx"] == 0
+    assert report["resumed_after"] is not None
+    assert report["resumed_after"] <= NODE_TIMEOUT_MS / 1000 + 2 + BREAKER_TRIAL_SECONDS
+
+
+# The demo's breaker (BREAKER_COOLDOWN) skips the store this long after it opens; the
+# first call after it is its trial.
+BREAKER_TRIAL_SECONDS = 5.0
+
+
+def _kill_primary_under_load(port, cluster, keys):
+    addresses = [f"192.0.2.{i + 1}" for i in range(60)]  # their keys cover every shard
+    victim = next(iter(cluster.primaries()))
+
+    def limited(address):
+        status, headers = send(port, "GET", "/v1/status", {"X-Forwarded-For": address})
+        return status, "X-RateLimit-Limit" in headers
+
+    assert all(ok for _status, ok in map(limited, addresses))
+    statuses, resumed_after = [], None
+    cluster.kill(victim)
+    killed_at = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        while time.monotonic() - killed_at < 30:
+            answers = list(pool.map(limited, addresses))
+            statuses += [status for status, _ok in answers]
+            if all(ok for _status, ok in answers):
+                resumed_after = time.monotonic() - killed_at
+                break
+    return {
+        "requests": len(statuses),
+        "5xx": sum(1 for s in statuses if s >= 500),
+        "resumed_after": None if resumed_after is None else round(resumed_after, 2),
+    }
