@@ -43,12 +43,13 @@ class CircuitBreaker:
         try:
             result = func(*args, **kwargs)
         except BackendUnavailable as exc:
-            self._record_failure(exc)
+            self.record_failure(exc)
             raise
-        self._record_success()
+        self.record_success()
         return result
 
-    def _record_failure(self, exc: BackendUnavailable) -> None:
+    def record_failure(self, exc: BackendUnavailable) -> None:
+        """Count a failed call; the threshold-th in a row opens the breaker."""
         with self._lock:
             self.failures += 1
             first = self.failures == 1
@@ -65,7 +66,8 @@ class CircuitBreaker:
             )
         counter_backend_failed.send(sender=CircuitBreaker, error=exc, breaker_open=opens)
 
-    def _record_success(self) -> None:
+    def record_success(self) -> None:
+        """A call succeeded: close the breaker."""
         if not self.failures:
             return
         with self._lock:
@@ -74,12 +76,26 @@ class CircuitBreaker:
         counter_backend_recovered.send(sender=CircuitBreaker, failures=failures)
 
 
+class _Unguarded:
+    """For a backend that keeps breakers of its own (one per cluster shard): calls go
+    straight through."""
+
+    is_open = False
+
+    def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return func(*args, **kwargs)
+
+
 class GuardedBackend:
-    """A backend behind a circuit breaker; same ``check`` and ``clear``."""
+    """A backend behind a circuit breaker; same ``check`` and ``clear``.
+
+    A backend whose ``guards_itself`` is true (the cluster's, with a breaker per shard,
+    so that one shard down does not stop the others) is called directly.
+    """
 
     def __init__(self, backend: Backend, breaker: CircuitBreaker) -> None:
         self.backend = backend
-        self.breaker = breaker
+        self.breaker: Any = _Unguarded() if getattr(backend, "guards_itself", False) else breaker
 
     def check(self, specs: Sequence[LimitSpec], cost: int = 1, now: int | None = None) -> Decision:
         """See Backend.check; raises BackendUnavailable at once while the breaker is open."""

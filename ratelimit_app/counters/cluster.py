@@ -15,6 +15,7 @@ POLICY_REFRESH_INTERVAL (see policy.holder).
 """
 
 import threading
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -24,7 +25,8 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
 from ratelimit_app.counters.algorithms import BAN, GCRA, LimitSpec
-from ratelimit_app.counters.base import Decision, validate_specs
+from ratelimit_app.counters.base import BackendUnavailable, Decision, validate_specs
+from ratelimit_app.counters.breaker import CircuitBreaker
 from ratelimit_app.counters.channel import Channel
 from ratelimit_app.counters.failures import FailureCounter, FailureResult
 from ratelimit_app.counters.redis import (
@@ -42,6 +44,8 @@ from ratelimit_app.counters.storage import connection_options, parse
 MOVING = (redis_lib.exceptions.AskError, redis_lib.exceptions.ClusterDownError)
 # A redirected call is sent again at most this many times within one check.
 REDIRECTS = 2
+# After a shard failed or a slot moved, the slot map is read again at most this often.
+MAP_REFRESH_SECONDS = 0.25
 
 
 def slot_of(spec: LimitSpec) -> int:
@@ -59,12 +63,20 @@ def refund_args(spec: LimitSpec) -> list[int]:
 
 
 class RedisClusterBackend(RedisBackend):
-    """Counters on a Redis Cluster named by a ``redis+cluster://`` STORAGE_URL."""
+    """Counters on a Redis Cluster named by a ``redis+cluster://`` STORAGE_URL.
+
+    It keeps a circuit breaker per shard (``guards_itself``): one shard down fails the
+    requests whose limits live there, not every request of the process.
+    """
+
+    guards_itself = True
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         self._channels: dict[str, tuple[Any, Channel]] = {}
+        self._breakers: dict[str, CircuitBreaker] = {}
         self._stale_map = False
+        self._map_read_at = float("-inf")
         self._lock = threading.Lock()
 
     @cached_property
@@ -123,7 +135,8 @@ class RedisClusterBackend(RedisBackend):
                 if isinstance(answer, redis_lib.exceptions.NoScriptError):
                     self._load_script_on(slot)
                 elif isinstance(answer, MOVING):
-                    self._stale_map = True
+                    # A slot moved: read the map now, not after MAP_REFRESH_SECONDS.
+                    self._stale_map, self._map_read_at = True, float("-inf")
                 elif isinstance(answer, Exception):
                     raise answer
                 else:
@@ -134,32 +147,59 @@ class RedisClusterBackend(RedisBackend):
 
     def _exchange(self, commands: dict[int, bytes]) -> dict[int, Any]:
         """Send every slot's command, grouped per shard on one connection each, before
-        reading any reply; return each slot's reply or error reply."""
+        reading any reply; return each slot's reply or error reply. A shard that fails
+        (or whose breaker is open) fails the check; the other shards' breakers and
+        connections are not touched by it."""
         per_node: dict[str, list[int]] = {}
         for slot in commands:
             node = self.cluster.nodes_manager.get_node_from_slot(slot)
             per_node.setdefault(node.name, []).append(slot)
-        taken: list[tuple[Channel, Any, list[int]]] = []
+        sent, failures = [], []
+        for name, slots in per_node.items():
+            try:
+                sent.append((name, slots, self._send(name, [commands[s] for s in slots])))
+            except (BackendUnavailable, *REDIS_ERRORS) as exc:
+                failures.append(exc)
         answers: dict[int, Any] = {}
-        try:
-            for name, slots in per_node.items():
-                channel = self._channel(name)
-                connection = channel.take()
-                taken.append((channel, connection, slots))
-                connection.send_packed_command(
-                    [commands[slot] for slot in slots], check_health=False
-                )
-            for _channel, connection, slots in taken:
+        for name, slots, (channel, connection) in sent:
+            try:
                 for slot in slots:
                     answers[slot] = _read_one(connection)
-        except BaseException:
-            for _channel, connection, _slots in taken:
+                self._breaker(name).record_success()
+            except REDIS_ERRORS as exc:
                 connection.disconnect()  # replies may be left unread on it
-            raise
-        finally:
-            for channel, connection, _slots in taken:
+                self._breaker(name).record_failure(unavailable(exc))
+                failures.append(exc)
+            finally:
                 channel.give_back(connection)
+        if failures:
+            self._stale_map = True
+            raise failures[0]
         return answers
+
+    def _send(self, name: str, packets: list[bytes]) -> tuple[Channel, Any]:
+        breaker = self._breaker(name)
+        if breaker.is_open:
+            raise BackendUnavailable("a shard's breaker is open: not calling it")
+        channel = self._channel(name)
+        connection = None
+        try:
+            connection = channel.take()
+            connection.send_packed_command(packets, check_health=False)
+        except REDIS_ERRORS as exc:
+            if connection is not None:
+                connection.disconnect()
+                channel.give_back(connection)
+            breaker.record_failure(unavailable(exc))
+            raise
+        return channel, connection
+
+    def _breaker(self, name: str) -> CircuitBreaker:
+        breaker = self._breakers.get(name)
+        if breaker is None:
+            threshold, cooldown = self.config["BREAKER_THRESHOLD"], self.config["BREAKER_COOLDOWN"]
+            breaker = self._breakers[name] = CircuitBreaker(threshold, float(cooldown))
+        return breaker
 
     def _channel(self, node_name: str) -> Channel:
         node = self.cluster.nodes_manager.nodes_cache[node_name]
@@ -170,12 +210,25 @@ class RedisClusterBackend(RedisBackend):
         return held[1]
 
     def _refresh_map_if_stale(self) -> None:
-        if not self._stale_map:
+        # At most every MAP_REFRESH_SECONDS: during a failover every request would
+        # otherwise ask the cluster for its slots.
+        now = time.monotonic()
+        if not self._stale_map or now - self._map_read_at < MAP_REFRESH_SECONDS:
             return
         with self._lock:
-            if self._stale_map:
+            if self._stale_map and now - self._map_read_at >= MAP_REFRESH_SECONDS:
+                self._map_read_at = now
                 self.cluster.nodes_manager.initialize()
                 self._stale_map = False
+
+    def published_revision(self) -> int | None:
+        """See Backend.published_revision. The policy thread calls it every second, so
+        a slot map made stale by a failover is read again even while no request comes."""
+        try:
+            self._refresh_map_if_stale()
+        except REDIS_ERRORS as exc:
+            raise unavailable(exc) from exc
+        return super().published_revision()
 
     def _load_script_on(self, slot: int) -> None:
         node = self.cluster.nodes_manager.get_node_from_slot(slot)
