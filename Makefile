@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extra pip requirement for a matrix leg, e.g. "Django>=6,<7".
 DJANGO_SPEC ?=
 
-.PHONY: demo test test-newest test-reliability test-cluster lint format bench bench-compare bench-snapshot bench-storm clean
+.PHONY: demo test test-newest test-reliability test-cluster lint format bench bench-cluster bench-compare bench-snapshot bench-storm clean
 
 $(STAMP): requirements.txt setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,12 @@ test-newest:
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) bench/run.py
+	$(PY) bench/cluster_capacity.py
+
+# One Redis against a 3-primary cluster: script CPU per call on each shard, the load's
+# split, and the shards needed for 100,000 and 1,000,000 requests a second.
+bench-cluster: $(STAMP)
+	$(PY) bench/cluster_capacity.py $(ARGS)
 
 # This tree's ratelimit_app rows against commit REV's, interleaved in one run (ratios).
 bench-compare: $(STAMP)
