@@ -1,5 +1,5 @@
-"""The demo under gunicorn (4 workers) on a real Redis Cluster and behind real Sentinel:
-the promises that hold on one Redis hold there too (`make test-cluster`).
+"""The demo under gunicorn (4 workers) on a real Redis Cluster, behind real Sentinel and
+on Valkey: the promises that hold on one Redis hold there too (`make test-cluster`).
 
 The test process shares the database with the workers and sets the limits before they
 start; the counters are only ever reached through HTTP.
@@ -56,11 +56,13 @@ def one_minute_limit_per_address():
     Limit.objects.filter(group=group, tier=tier, scope="api_key").update(rate=100_000)
 
 
-@pytest.fixture(params=["cluster", "sentinel"])
+@pytest.fixture(params=["cluster", "sentinel", "valkey"])
 def served(request, demo_data, settings):
     """The demo on the topology named by the parameter, with 100/min per address."""
     topology = request.getfixturevalue(
-        {"cluster": "redis_cluster", "sentinel": "redis_sentinel"}[request.param]
+        {"cluster": "redis_cluster", "sentinel": "redis_sentinel", "valkey": "valkey_server"}[
+            request.param
+        ]
     )
     one_minute_limit_per_address()
     database = settings.DATABASES["default"]
@@ -72,6 +74,8 @@ def minute_of(topology):
     """The current minute on the topology's clock (Redis's TIME, as the scripts use)."""
     if hasattr(topology, "current_primary"):
         return client(topology.current_primary()).time()[0] // 60
+    if hasattr(topology, "port"):
+        return client(topology.port).time()[0] // 60
     return client(next(iter(topology.primaries()))).time()[0] // 60
 
 
