@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from ratelimit_app.counters.base import BackendUnavailable
 from ratelimit_app.models import EndpointGroup, Limit, Tier
 from tests.gunicorn_support import serve_demo
 from tests.topologies import client, wait_until
@@ -256,3 +257,20 @@ def test_a_sentinel_failover_costs_no_5xx_and_limiting_resumes(demo_data, settin
         sentinels.stop()
     print(f"\nsentinel failover: {report}", end="")
     assert_resumed(report, DOWN_AFTER_MS / 1000 + 2)
+
+
+def test_a_one_server_url_on_a_cluster_node_says_to_use_the_cluster_scheme(redis_cluster):
+    """The issue's silent fail-open: redis:// pointed at a cluster node answered MOVED for
+    most keys. It is still the store failing (FAILURE_MODE), but the message says why."""
+    from ratelimit_app.counters.algorithms import GCRA, LimitSpec
+    from tests.counters_support import make_backend, unique_key
+
+    node = next(iter(redis_cluster.primaries()))
+    backend = make_backend("valkey", f"redis://127.0.0.1:{node}/0")
+    messages = set()
+    for i in range(20):  # some of 20 parties' slots are on another node
+        try:
+            backend.check([LimitSpec(unique_key(f"n{i}"), GCRA, 60, 60, burst=5)])
+        except BackendUnavailable as exc:
+            messages.add(str(exc))
+    assert messages and all("redis+cluster://" in message for message in messages)

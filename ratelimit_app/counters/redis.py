@@ -70,6 +70,14 @@ def limiter_client(alias: str, timeout: float) -> redis_lib.Redis:
 def unavailable(exc: Exception) -> BackendUnavailable:
     """The BackendUnavailable for a Redis error (its type only: messages can hold
     addresses and keys)."""
+    exceptions = redis_lib.exceptions
+    if isinstance(exc, (exceptions.AskError, exceptions.ClusterCrossSlotError)):
+        # MOVED or CROSSSLOT on a one-server URL: the server is a cluster node, and no
+        # request's limits would ever be counted.
+        return BackendUnavailable(
+            f"Redis answered {type(exc).__name__}: it is a Redis Cluster node; set "
+            "STORAGE_URL to redis+cluster://host:port[,host:port]"
+        )
     return BackendUnavailable(f"Redis did not answer: {type(exc).__name__}")
 
 
