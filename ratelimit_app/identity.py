@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
 from ratelimit_app import bounded, hashing
-from ratelimit_app.policy import KeyEntry, PolicySnapshot, TenantEntry
+from ratelimit_app.policy import KeyEntry, PolicySnapshot, TenantEntry, lookup_api_key
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -130,7 +130,12 @@ def presented_api_key(meta: dict[str, Any]) -> str | None:
 def resolve_api_key(secret: str, snapshot: PolicySnapshot) -> KeyEntry | None:
     """The snapshot's KeyEntry for a presented secret, or None if unknown or revoked."""
     prefix = hashing.api_key_prefix(secret)
-    entry = snapshot.api_keys.get(prefix) if prefix else None
+    if prefix is None:
+        return None
+    entry = snapshot.api_keys.get(prefix)
+    if entry is None:
+        # A key newer than the snapshot (created a moment ago elsewhere): read once.
+        entry = lookup_api_key(prefix, snapshot)
     if entry is None or not hashing.api_key_matches(secret, entry.hashed_secret):
         return None
     return entry

@@ -38,6 +38,8 @@ class PolicySnapshot:
     tenants: dict[int, TenantEntry] = field(default_factory=dict)
     tenant_slugs: dict[str, int] = field(default_factory=dict)
     api_keys: dict[str, KeyEntry] = field(default_factory=dict)  # prefix -> KeyEntry
+    # Prefixes this snapshot lacks, as read from the database: (read at, entry or None)
+    key_lookups: dict[str, tuple[float, KeyEntry | None]] = field(default_factory=dict)
     ban_rules: tuple[BanRuleEntry, ...] = ()
     # rule_id -> {fingerprint key: expires_at}, and -> {fingerprint key: lifted_at}
     # (epoch seconds; see fingerprint_key): a hundred thousand bans in a few MB.
