@@ -154,3 +154,24 @@ def test_a_finished_thread_leaves_no_connection_open(private_redis):
         thread.join()
     opened = [c for c in admin.client_list() if int(c["id"]) > newest_before]
     assert len(opened) == 1  # one, reused, not one per thread
+
+
+def test_a_primary_without_replicas_drops_the_connection_a_missing_script_does_not(
+    private_redis,
+):
+    """Behind Sentinel a demoted or cut-off primary answers READONLY or NOREPLICAS: the
+    connection must not stay on it (its next use connects afresh and asks the
+    sentinels). NOSCRIPT is answered by loading the script on the same server."""
+    channel = Channel(redis.ConnectionPool.from_url(private_redis.url))
+    admin = redis.Redis.from_url(private_redis.url)
+    first = client_id(channel)
+    with pytest.raises(redis.exceptions.NoScriptError):
+        channel.call(pack("EVALSHA", "0" * 40, "0"))
+    assert client_id(channel) == first
+    admin.config_set("min-replicas-to-write", 1)
+    try:
+        with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
+            channel.call(pack("SET", unique_key(), "1"))
+    finally:
+        admin.config_set("min-replicas-to-write", 0)
+    assert client_id(channel) != first

@@ -7,12 +7,14 @@ Each start waits until the topology answers as users would see it (the cluster's
 ok on every node, the sentinels agreeing on the primary), never a fixed sleep.
 """
 
+import contextlib
 import os
 import random
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -161,9 +163,12 @@ class Cluster(Processes):
 class SentinelSet(Processes):
     """One primary, two replicas, three sentinels watching it."""
 
-    def __init__(self):
+    def __init__(self, monitored_port=None):
+        """``monitored_port``: where the sentinels reach the primary (a SentinelCut's
+        port, say); the primary's own port by default."""
         super().__init__("sentinel")
         self.primary_port = free_port()
+        self.monitored_port = monitored_port
         self.replica_ports = [free_port(), free_port()]
         self.sentinel_ports = [free_port() for _ in range(3)]
 
@@ -178,9 +183,10 @@ class SentinelSet(Processes):
             self.start(port, *server_args(port, "--replicaof", "127.0.0.1", str(self.primary_port)))
         for port in self.sentinel_ports:
             conf = self.dir / f"sentinel-{port}.conf"
+            monitored = self.monitored_port or self.primary_port
             conf.write_text(
                 f"port {port}\nbind 127.0.0.1\n"
-                f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary_port} 2\n"
+                f"sentinel monitor {SERVICE} 127.0.0.1 {monitored} 2\n"
                 f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}\n"
                 f"sentinel failover-timeout {SERVICE} 5000\n"
                 f"sentinel parallel-syncs {SERVICE} 1\n"
@@ -190,9 +196,12 @@ class SentinelSet(Processes):
         return self
 
     def healthy(self):
+        # Every sentinel must know the others (they meet through the primary's Pub/Sub):
+        # a sentinel alone cannot reach the quorum a failover needs.
+        others = len(self.sentinel_ports) - 1
         for port in self.sentinel_ports:
-            masters = client(port).execute_command("SENTINEL", "MASTERS")
-            if not masters:
+            known = client(port).execute_command("SENTINEL", "SENTINELS", SERVICE)
+            if len(known) != others:
                 return False
         info = client(self.primary_port).info("replication")
         replicas = info["connected_slaves"] == len(self.replica_ports)
@@ -242,3 +251,69 @@ def _in_sync(port):
 
 def client(port):
     return redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
+
+
+class SentinelCut:
+    """A TCP proxy in front of a primary that passes every client's traffic but can cut
+    the sentinels' off: a partition that hides the primary from the sentinels only.
+
+    Sentinel connections name themselves (``CLIENT SETNAME sentinel-...``) in their
+    first command; that is how they are told apart on one loopback address.
+    """
+
+    def __init__(self, target_port):
+        self.port, self.target = free_port(), target_port
+        self.cut = False
+        self._sentinel_sockets = []
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                downstream, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(downstream,), daemon=True).start()
+
+    def _serve(self, downstream):
+        first = downstream.recv(65536)
+        is_sentinel = b"sentinel-" in first
+        if is_sentinel and self.cut:
+            downstream.close()
+            return
+        upstream = socket.create_connection(("127.0.0.1", self.target))
+        upstream.sendall(first)
+        if is_sentinel:
+            with self._lock:
+                self._sentinel_sockets += [downstream, upstream]
+        threading.Thread(target=_pipe, args=(upstream, downstream), daemon=True).start()
+        _pipe(downstream, upstream)
+
+    def cut_sentinels(self):
+        """Drop the sentinels' connections and refuse their new ones."""
+        self.cut = True
+        with self._lock:
+            for sock in self._sentinel_sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            self._sentinel_sockets = []
+
+    def heal(self):
+        self.cut = False
+
+    def close(self):
+        self._server.close()
+
+
+def _pipe(source, target):
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (source, target):
+            with contextlib.suppress(OSError):
+                sock.close()

@@ -80,6 +80,12 @@ class Channel:
         try:
             connection.send_packed_command([packed], check_health=False)
             return connection.read_response()
+        except redis.ResponseError as exc:
+            if _wrong_server(exc):
+                # The next call connects afresh, which behind Sentinel asks the sentinels
+                # for the primary again. Other error replies leave the connection in step.
+                connection.disconnect()
+            raise
         finally:
             self.give_back(connection)
 
@@ -87,6 +93,14 @@ class Channel:
         """Return a connection taken for an exchange whose replies were all read (or
         that was disconnected: its next use connects afresh)."""
         self._idle.append((connection, self.clock()))
+
+
+def _wrong_server(exc: redis.ResponseError) -> bool:
+    """An error reply saying this server is no (writable) primary: a demoted one
+    (READONLY), or one cut off from its replicas (NOREPLICAS, min-replicas-to-write)."""
+    return isinstance(exc, redis.exceptions.ReadOnlyError) or str(exc).startswith(
+        ("NOREPLICAS", "MASTERDOWN")
+    )
 
 
 def _closed_or_out_of_step(connection: Any) -> bool:
