@@ -44,8 +44,9 @@ end
 
 -- The rolling window's ring, bit-packed into a string (Redis's Lua 5.1 has no
 -- string.pack; decimal text would take three times the bytes): 6 bits for the width w
--- of a count (the bit length of the rate), 53 bits for the time of the last admission
--- in microseconds, then the k + 1 counts of w bits each, oldest first.
+-- of a count (the bit length of the ring's largest count, at most that of the rate), 53
+-- bits for the time of the last admission in microseconds, then the k + 1 counts of w
+-- bits each, oldest first. 15 to 34 bytes up to a rate of 300,000.
 local WIDTH_BITS, TIME_HIGH, TIME_LOW = 6, 26, 27
 
 local function pack_bits(fields, widths)
@@ -85,8 +86,8 @@ local function bit_length(n)
   return width
 end
 
-local function ring_encode(last, counts, rate)
-  local width = bit_length(rate)
+local function ring_encode(last, counts)
+  local width = bit_length(math.max(unpack(counts)))
   local high = floor(last / 2 ^ TIME_LOW)
   local fields = {width, high, last - high * 2 ^ TIME_LOW}
   local widths = {WIDTH_BITS, TIME_HIGH, TIME_LOW}
@@ -161,7 +162,7 @@ local function sliding(raw, rate, window, subwindows)
   local ring = {}
   for i = 1, slots do ring[i] = counts[i + moved] or 0 end
   ring[slots] = ring[slots] + cost
-  return 1, rate, rate - used - cost, window, 0, ring_encode(at, ring, rate), at + window - now
+  return 1, rate, rate - used - cost, window, 0, ring_encode(at, ring), at + window - now
 end
 
 local function fixed(raw, rate, window)
