@@ -130,3 +130,24 @@ def test_rolling_window_admits_at_most_its_rate_in_any_period(name, rate, period
                 admitted.append((now, cost))
     for at, _cost in admitted:
         assert admitted_between(admitted, at - window, at) <= rate
+
+
+@pytest.mark.parametrize("name", ["memory", pytest.param("redis", marks=pytest.mark.services)])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    limit=st.sampled_from([(3_000, 60), (300_000, 60), (4_000_000_000, 1)]),
+    steps=st.lists(st.tuples(TIMING, st.integers(1, 100)), min_size=1, max_size=20),
+)
+def test_rolling_window_matches_the_reference_at_large_rates(name, limit, steps):
+    """Counts of up to 32 bits survive check.lua's bit-packed ring exactly."""
+    backend = make_backend(name)
+    spec = LimitSpec(unique_key("big"), "sliding_window", *limit)
+    state, clock, size = None, T0, spec.period_us // SUBWINDOWS
+    for timing, percent in steps:
+        cost = max(1, spec.rate * percent // 300)
+        for now in request_times(clock, timing, size):
+            clock = now
+            outcomes, charged = evaluate([spec], [state], now, cost)
+            state = outcomes[0].state if charged else state
+            expected = make_decision([spec], outcomes, charged, now, cost)
+            assert figures(backend.check([spec], cost=cost, now=now)) == figures(expected)
