@@ -157,10 +157,12 @@ def sliding_window(state: State | None, now: int, spec: LimitSpec, cost: int) ->
     a request of ``cost`` is admitted when the counting requests plus ``cost`` are at
     most ``rate``. Hence, exactly:
 
-    - at most ``rate`` requests are admitted in any interval of length ``period``
-      (a request counts for at least ``period`` after it was admitted);
-    - a request is admitted whenever the requests admitted in the trailing
-      ``period * (1 + 1/k)`` number at most ``rate - cost`` (none counts longer);
+    - at most ``rate`` requests are admitted in any interval ``(t - period, t]``, for
+      every t, not only at sub-window edges (a request counts for at least ``period``
+      after it was admitted);
+    - a request at t is admitted whenever the requests admitted in
+      ``(t - period - period / k, t]`` number at most ``rate - cost`` (none counts
+      longer): the precision;
     - ``reset_after`` is the time until no request counts, never beyond ``period``;
       ``retry_after`` the time until enough of them stop counting for ``cost`` more.
     """
