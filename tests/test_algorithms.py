@@ -62,17 +62,67 @@ def test_gcra_recovers_one_request_per_interval():
     assert gcra(state, T0 + US, spec, 1).allowed
 
 
-def test_sliding_window_weights_the_previous_window():
+# The rolling window (sliding_window's docstring): 10 per 60 s has sub-windows of 6 s. A
+# request counts until 60 s after the end of its sub-window, or 60 s after the last
+# admission if it is in that one. MINUTE starts a minute, hence a sub-window.
+MINUTE = 1_700_000_040 * US
+
+
+def test_rolling_window_burst_then_trickle_admits_nothing_until_the_burst_is_a_window_old():
     spec = LimitSpec("k", SLIDING_WINDOW, rate=10, period=60)
-    start = (T0 // (60 * US)) * 60 * US
-    outcomes, state = run(sliding_window, spec, [start] * 10)
-    assert all(o.allowed for o in outcomes)
-    assert not sliding_window(state, start + 59 * US, spec, 1).allowed
-    # Halfway through the next window, half of the previous count still weighs.
-    half = start + 90 * US
-    outcome = sliding_window(state, half, spec, 1)
-    assert outcome.allowed and outcome.remaining == 4  # 10 * 0.5 + 1 used
-    assert outcome.limit == 10
+    outcomes, state = run(sliding_window, spec, [MINUTE] * 11)
+    assert [o.remaining for o in outcomes[:10]] == [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
+    assert all(o.allowed and o.reset_after_us == 60 * US for o in outcomes[:10])
+    denied = outcomes[10]
+    assert (denied.allowed, denied.limit, denied.remaining) == (False, 10, 0)
+    assert denied.retry_after_us == denied.reset_after_us == 60 * US
+    # One every 2 s (the schedule): all ten still count until MINUTE + 60 s.
+    for second in range(2, 60, 2):
+        late = sliding_window(state, MINUTE + second * US, spec, 1)
+        assert (late.allowed, late.retry_after_us) == (False, (60 - second) * US)
+    assert not sliding_window(state, MINUTE + 60 * US - 1, spec, 1).allowed
+    fresh = sliding_window(state, MINUTE + 60 * US, spec, 1)
+    assert (fresh.allowed, fresh.remaining, fresh.reset_after_us) == (True, 9, 60 * US)
+
+
+def test_rolling_window_holds_an_older_sub_window_until_its_end_plus_the_window():
+    spec = LimitSpec("k", SLIDING_WINDOW, rate=10, period=60)
+    times = [MINUTE + US] * 5 + [MINUTE + 7 * US] * 5
+    outcomes, state = run(sliding_window, spec, times)
+    assert [o.remaining for o in outcomes] == [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
+    # The five of [0 s, 6 s) count until 66 s; the five at 7 s until 67 s.
+    at_61 = sliding_window(state, MINUTE + 61 * US, spec, 1)
+    assert (at_61.allowed, at_61.remaining) == (False, 0)
+    assert (at_61.retry_after_us, at_61.reset_after_us) == (5 * US, 6 * US)
+    at_66 = sliding_window(state, MINUTE + 66 * US, spec, 1)
+    assert (at_66.allowed, at_66.remaining, at_66.reset_after_us) == (True, 4, 60 * US)
+
+
+def test_rolling_window_retry_after_waits_for_enough_sub_windows_to_leave():
+    spec = LimitSpec("k", SLIDING_WINDOW, rate=10, period=60)
+    times = [MINUTE] * 3 + [MINUTE + 6 * US] * 3 + [MINUTE + 13 * US] * 4
+    _, state = run(sliding_window, spec, times)
+    # Cost 5 needs 5 freed: the 3 of [0, 6 s) leave at 66 s, the 3 of [6, 12 s) at 72 s.
+    five = sliding_window(state, MINUTE + 30 * US, spec, 5)
+    assert (five.allowed, five.remaining, five.retry_after_us) == (False, 0, 42 * US)
+    assert five.reset_after_us == 43 * US  # the last admission (13 s) plus 60 s
+    three = sliding_window(state, MINUTE + 66 * US, spec, 3)
+    assert (three.allowed, three.remaining) == (True, 0)  # 3 + 4 left, plus 3
+    eleven = sliding_window(None, MINUTE, spec, 11)
+    assert (eleven.allowed, eleven.retry_after_us) == (False, 60 * US)
+
+
+def test_rolling_window_state_is_bounded_and_ignores_a_clock_stepping_back():
+    spec = LimitSpec("k", SLIDING_WINDOW, rate=300_000, period=60)
+    times = [MINUTE + second * US for second in range(0, 120, 3)]
+    _, state = run(sliding_window, spec, times, cost=7_000)
+    assert state is not None and len(state) == 12  # the last admission and 11 counts
+    # 20 s back: the check runs at the last admission's time, 117 s.
+    back = sliding_window(state, MINUTE + 97 * US, spec, 1)
+    ahead = sliding_window(state, MINUTE + 117 * US, spec, 1)
+    assert back.allowed and (back.remaining, back.reset_after_us) == (ahead.remaining, 60 * US)
+    assert back.state == ahead.state  # charged at 117 s, not at 97 s
+    assert back.ttl_us == 80 * US  # kept until 60 s after 117 s
 
 
 def test_fixed_window_resets_at_the_boundary():

@@ -38,14 +38,16 @@ class TestBackendContract:
         assert backend.check([spec], now=T0 + 200_000).allowed
 
     def test_sliding_window_counts_rolling(self, backend):
+        # 120 per 60 s, sub-windows of 6 s: a request of the newest sub-window counts
+        # until 60 s after the last admission (here T0 + 119 µs).
         spec = LimitSpec(unique_key(), SLIDING_WINDOW, rate=120, period=60)
         assert all(backend.check([spec], now=T0 + i).allowed for i in range(120))
         denied = backend.check([spec], now=T0 + 1000)
         assert not denied.allowed and denied.limit == 120 and denied.remaining == 0
-        assert denied.retry_after > 60  # the whole window weighs until the next one
-        # Halfway through the next window, half of the previous 120 still weighs.
-        assert not backend.check([spec], now=T0 + 90 * US, cost=61).allowed
-        assert backend.check([spec], now=T0 + 90 * US, cost=60).remaining == 0
+        assert denied.retry_after == denied.reset_after == pytest.approx(59.999119)
+        assert not backend.check([spec], now=T0 + 60 * US + 118).allowed
+        again = backend.check([spec], now=T0 + 60 * US + 119)
+        assert (again.allowed, again.remaining, again.reset_after) == (True, 119, 60)
 
     def test_fixed_window(self, backend):
         spec = LimitSpec(unique_key(), FIXED_WINDOW, rate=2, period=10)

@@ -5,16 +5,25 @@ import os
 import signal
 import threading
 import time
+import uuid
 
 import pytest
 import redis
 
-from ratelimit_app.counters.algorithms import FIXED_WINDOW, GCRA, SLIDING_WINDOW, LimitSpec
+from ratelimit_app.counters.algorithms import (
+    FIXED_WINDOW,
+    GCRA,
+    SLIDING_WINDOW,
+    SUBWINDOWS,
+    US,
+    LimitSpec,
+)
 from ratelimit_app.counters.base import BackendUnavailable
 from ratelimit_app.counters.breaker import CircuitBreaker, GuardedBackend
 from tests.counters_support import make_backend, unique_key
 
 pytestmark = pytest.mark.services
+T0 = 1_800_000_000 * US  # starts a minute: the sub-windows of 6 s start at T0 + 6i s
 
 
 class CommandRecorder:
@@ -68,6 +77,42 @@ def test_state_is_at_most_128_bytes_per_key(private_backend, private_redis, algo
     usage = admin.memory_usage(spec.key, samples=0)
     print(f"MEMORY USAGE {algorithm} {rate}/min: {usage} bytes")
     assert usage <= 128
+
+
+# A production key of the rolling window of /v1/media (42 characters): the prefix "rl",
+# the hash tag, the counter (group.scope.period + algorithm letter) and a party hash.
+MEDIA_KEY = "rl:{rl}:media.api_key.60s:"
+
+
+@pytest.mark.parametrize("rate", [30, 3_000, 300_000])
+def test_a_rolling_window_with_every_sub_window_filled_is_at_most_128_bytes(
+    private_backend, private_redis, rate
+):
+    admin = redis.Redis.from_url(private_redis.url)
+    spec = LimitSpec(MEDIA_KEY + uuid.uuid4().hex[:16], SLIDING_WINDOW, rate, 60)
+    share = rate // (SUBWINDOWS + 1)
+    # One charge in each of the 11 sub-windows a 60 s window can touch (6 s apart).
+    for i in range(SUBWINDOWS + 1):
+        assert private_backend.check([spec], cost=share, now=T0 + i * 6 * US).allowed
+    assert private_backend.check([spec], now=T0 + 60 * US).remaining == rate - 11 * share - 1
+    # The ring: 6 + 53 bits, then 11 counts of the bit length of the largest, in bytes.
+    assert len(admin.get(spec.key)) == -(-(59 + 11 * share.bit_length()) // 8)
+    usage = admin.memory_usage(spec.key, samples=0)
+    print(f"MEMORY USAGE rolling window {rate}/min, 11 sub-windows filled: {usage} bytes")
+    assert usage <= 128
+
+
+def test_a_rolling_window_ring_is_bounded_by_its_rate(private_backend, private_redis):
+    """Whatever the fill, a ring is at most 59 + 11 x (bit length of the rate) bits."""
+    admin = redis.Redis.from_url(private_redis.url)
+    spec = LimitSpec(MEDIA_KEY + uuid.uuid4().hex[:16], SLIDING_WINDOW, 300_000, 60)
+    # Half the rate in one sub-window, the rest spread: counts of 18 bits (150,000).
+    assert private_backend.check([spec], cost=150_000, now=T0).allowed
+    for i in range(1, SUBWINDOWS + 1):
+        assert private_backend.check([spec], cost=15_000, now=T0 + i * 6 * US).allowed
+    # (59 + 11 x 18) bits = 33 bytes; never more than (59 + 11 x 19) bits = 34 at 300,000.
+    assert len(admin.get(spec.key)) == 33
+    print(f"MEMORY USAGE rolling window 300000/min, worst: {admin.memory_usage(spec.key)} bytes")
 
 
 def test_every_key_has_a_ttl(private_backend, private_redis):
@@ -133,8 +178,8 @@ def test_exactly_100_of_1000_concurrent_requests(algorithm):
         before = redis_minute()
         admitted = run_concurrently([spec])
         if redis_minute() != before:
-            # Across a window boundary a fixed window admits up to twice its rate and a
-            # rolling window a little more: both by design. Repeat inside one minute.
+            # Across a window boundary a fixed window admits up to twice its rate, by
+            # design (a rolling window never more than its rate). Repeat inside one minute.
             continue
         assert admitted == 100
         repeats += 1

@@ -17,9 +17,12 @@ FIXED_WINDOW = "fixed_window"
 # Not a limit but a ban check: denies while a ban recorded under the key is in force.
 BAN = "ban"
 ALGORITHMS = (GCRA, SLIDING_WINDOW, FIXED_WINDOW, BAN)
-# rate x period (seconds) stays below this so that every product of the sliding window
-# (rate x period in microseconds, twice) fits in 2**53, exact in Lua's doubles.
+# rate x period (seconds) stays below this so that every product of the algorithms fits
+# in 2**53, exact in Lua's doubles (and a rolling window's count fits in 32 bits).
 MAX_RATE_PERIOD_PRODUCT = 4_000_000_000
+# The rolling window's sub-windows per period (k): a request counts at most period / k
+# longer than the period, and a ring holds k + 1 counts.
+SUBWINDOWS = 10
 # A key's stored state: a tuple of integers, its shape set by the algorithm.
 State = tuple[int, ...]
 
@@ -92,59 +95,89 @@ def gcra(state: State | None, now: int, spec: LimitSpec, cost: int) -> Outcome:
     return Outcome(True, burst, remaining, new_tat - now, 0, (new_tat,), new_tat - now)
 
 
-def _roll(state: State | None, index: int) -> tuple[int, int]:
-    """Sliding window counts (previous, current) as seen from window ``index``."""
-    if not state:
-        return 0, 0
-    stored_index, previous, current = state
-    if stored_index == index:
-        return previous, current
-    if stored_index == index - 1:
-        return current, 0
-    return 0, 0
+def _ring_expiries(last: int, window: int) -> list[int]:
+    """When each slot of a ring last charged at ``last`` stops counting, oldest first.
+
+    Slot ``i < k`` holds sub-window ``b - k + i`` (``b`` the sub-window of ``last``): its
+    requests may have come up to its end, so it counts until its end plus the window.
+    The newest slot's requests all came by ``last``: it counts until ``last + window``.
+    """
+    size = window // SUBWINDOWS
+    newest = last // size
+    return [(newest + i + 1) * size for i in range(SUBWINDOWS)] + [last + window]
 
 
-def _sliding_retry(
-    previous: int, current: int, elapsed: int, window: int, rate: int, cost: int
-) -> int:
-    """Microseconds until a request of ``cost`` fits, given it does not fit now."""
-    if cost > rate:
-        return window
-    if current + cost <= rate:
-        # Wait inside this window until the previous window's weight has decayed enough.
-        fits_at = window - ((rate - current - cost) * window) // previous
-        return fits_at - elapsed
-    # Wait for the next window, where the current count becomes the decaying one.
-    fits_at = window - ((rate - cost) * window) // current
-    return window - elapsed + fits_at
+def _live_ring(state: State | None, now: int, window: int) -> tuple[int, int, list[int], list[int]]:
+    """(last, at, counts, expiries) of a stored ring as seen at ``now``.
+
+    ``at`` is the time the check runs at: never before the last admission (a clock that
+    stepped back does not resurrect expired slots). A state more than a window in the
+    future is not believed and reads as empty. Slots expired by ``at`` read as 0.
+    """
+    if not state or state[0] > now + window:
+        return now, now, [0] * (SUBWINDOWS + 1), _ring_expiries(now, window)
+    last = state[0]
+    at = max(now, last)
+    expiries = _ring_expiries(last, window)
+    stored = zip(state[1:], expiries, strict=True)
+    counts = [count if expiry > at else 0 for count, expiry in stored]
+    return last, at, counts, expiries
+
+
+def _ring_wait(counts: list[int], expiries: list[int], excess: int) -> int:
+    """The time at which slots holding at least ``excess`` requests have expired."""
+    freed = 0
+    for count, expiry in zip(counts, expiries, strict=True):
+        freed += count
+        if freed >= excess:
+            return expiry
+    raise ValueError("More requests to free than the ring holds.")
+
+
+def _ring_reset(counts: list[int], expiries: list[int], at: int) -> int:
+    """Microseconds from ``at`` until no slot counts any more (0 if none does)."""
+    live = [expiry for count, expiry in zip(counts, expiries, strict=True) if count]
+    return max(live) - at if live else 0
+
+
+def _shift(counts: list[int], last: int, at: int, window: int) -> list[int]:
+    """The ring moved on from the sub-window of ``last`` to that of ``at``."""
+    size = window // SUBWINDOWS
+    moved = at // size - last // size
+    return [counts[i + moved] if i + moved <= SUBWINDOWS else 0 for i in range(SUBWINDOWS + 1)]
 
 
 def sliding_window(state: State | None, now: int, spec: LimitSpec, cost: int) -> Outcome:
-    """Weighted two-window counter: state is (window index, previous count, current count)."""
+    """A rolling window: at most ``rate`` requests in any interval of ``period``.
+
+    State is ``(last, c_0, ..., c_k)``: the time of the last admission and the counts of
+    the k + 1 sub-windows of ``period / k`` (k = SUBWINDOWS) ending with the one of
+    ``last``, oldest first. A request counts from its admission until ``period`` after
+    the end of its sub-window, or ``period`` after ``last`` if it is in the newest one;
+    a request of ``cost`` is admitted when the counting requests plus ``cost`` are at
+    most ``rate``. Hence, exactly:
+
+    - at most ``rate`` requests are admitted in any interval ``(t - period, t]``, for
+      every t, not only at sub-window edges (a request counts for at least ``period``
+      after it was admitted);
+    - a request at t is admitted whenever the requests admitted in
+      ``(t - period - period / k, t]`` number at most ``rate - cost`` (none counts
+      longer): the precision;
+    - ``reset_after`` is the time until no request counts, never beyond ``period``;
+      ``retry_after`` the time until enough of them stop counting for ``cost`` more.
+    """
     window, rate = spec.period_us, spec.rate
-    index, elapsed = divmod(now, window)
-    previous, current = _roll(state, index)
-    used = previous * (window - elapsed) + current * window  # the estimate, times window
-    if cost > rate or used + cost * window > rate * window:
-        retry = _sliding_retry(previous, current, elapsed, window, rate, cost)
-        remaining = max(0, (rate * window - used) // window)
-        reset = _sliding_reset(previous, current, elapsed, window)
-        return Outcome(False, rate, remaining, reset, retry, None, 0)
-    current += cost
-    used += cost * window
-    remaining = (rate * window - used) // window
-    reset = _sliding_reset(previous, current, elapsed, window)
-    return Outcome(
-        True, rate, remaining, reset, 0, (index, previous, current), 2 * window - elapsed
-    )
-
-
-def _sliding_reset(previous: int, current: int, elapsed: int, window: int) -> int:
-    if current:
-        return 2 * window - elapsed
-    if previous:
-        return window - elapsed
-    return 0
+    last, at, counts, expiries = _live_ring(state, now, window)
+    used = sum(counts)
+    if cost > rate or used + cost > rate:
+        retry = window if cost > rate else _ring_wait(counts, expiries, used + cost - rate) - at
+        reset = _ring_reset(counts, expiries, at)
+        return Outcome(False, rate, max(0, rate - used), reset, retry, None, 0)
+    ring = _shift(counts, last, at, window)
+    ring[-1] += cost
+    # Stored until the newest request stops counting; ``at`` may be after ``now``.
+    ttl = at + window - now
+    return Outcome(True, rate, rate - used - cost, window, 0, (at, *ring), ttl)
 
 
 def fixed_window(state: State | None, now: int, spec: LimitSpec, cost: int) -> Outcome:

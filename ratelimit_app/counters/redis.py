@@ -12,6 +12,7 @@ from ratelimit_app.counters.algorithms import (
     FIXED_WINDOW,
     GCRA,
     SLIDING_WINDOW,
+    SUBWINDOWS,
     US,
     LimitSpec,
 )
@@ -92,6 +93,8 @@ def url_client(url: str, timeout: float) -> redis_lib.Redis:
 def limit_args(spec: LimitSpec) -> tuple[int, int, int, int, int]:
     """check.lua's five arguments for one limit."""
     interval = spec.emission_us if spec.algorithm == GCRA else 0
+    if spec.algorithm == SLIDING_WINDOW:
+        interval = SUBWINDOWS  # one constant, in algorithms.py, for both implementations
     if spec.algorithm == BAN:
         interval = 1 if spec.extend else 0
     return (

@@ -7,8 +7,8 @@
 -- ARGV[1]: now in microseconds, or "" to use Redis's own clock (production).
 -- ARGV[2]: cost of the request.
 -- ARGV[4 + 5*(i-1) ...]: algorithm (1 gcra, 2 sliding, 3 fixed, 4 ban check), capacity,
---   period in microseconds, emission interval in microseconds (gcra) or the extend
---   flag (ban), shadow (0/1).
+--   period in microseconds, emission interval in microseconds (gcra), the number of
+--   sub-windows (sliding) or the extend flag (ban), shadow (0/1).
 -- Returns {now, charged, policy revision (0 if unknown), then per limit: allowed, limit,
 --   remaining, reset_after, retry_after}.
 
@@ -42,44 +42,133 @@ local function gcra(raw, capacity, period, interval)
   return 1, capacity, remaining, new_tat - now, 0, string.format("%.0f", new_tat), new_tat - now
 end
 
-local function sliding_reset(previous, current, elapsed, window)
-  if current > 0 then return 2 * window - elapsed end
-  if previous > 0 then return window - elapsed end
+-- The rolling window's ring, bit-packed into a string (Redis's Lua 5.1 has no
+-- string.pack; decimal text would take three times the bytes): 6 bits for the width w
+-- of a count (the bit length of the ring's largest count, at most that of the rate), 53
+-- bits for the time of the last admission in microseconds, then the k + 1 counts of w
+-- bits each, oldest first: 9 to 34 bytes up to a rate of 300,000.
+local WIDTH_BITS, TIME_HIGH, TIME_LOW = 6, 26, 27
+-- Powers of two by table lookup: `^` is a C call, and a ring takes some forty of them.
+local POW = {}
+for i = 0, 40 do POW[i] = 2 ^ i end
+
+-- `fields[i]` in `widths[i]` bits each, most significant first, as bytes.
+local function pack_bits(fields, widths)
+  -- Fewer than 8 + 32 bits wait in `acc` at once: exact in a double.
+  local bytes, acc, bits = {}, 0, 0
+  for i = 1, #fields do
+    acc = acc * POW[widths[i]] + fields[i]
+    bits = bits + widths[i]
+    while bits >= 8 do
+      bits = bits - 8
+      local byte = floor(acc / POW[bits])
+      bytes[#bytes + 1] = byte
+      acc = acc - byte * POW[bits]
+    end
+  end
+  if bits > 0 then bytes[#bytes + 1] = acc * POW[8 - bits] end
+  return string.char(unpack(bytes))
+end
+
+-- A reader of the successive fields of `raw`: read(width) returns the next one.
+local function bit_reader(raw)
+  local bytes = {string.byte(raw, 1, -1)}
+  local pos, acc, bits = 1, 0, 0
+  return function(width)
+    while bits < width do
+      acc = acc * 256 + (bytes[pos] or 0)
+      pos, bits = pos + 1, bits + 8
+    end
+    bits = bits - width
+    local value = floor(acc / POW[bits])
+    acc = acc - value * POW[bits]
+    return value
+  end
+end
+
+local function bit_length(n)
+  local width = 1
+  while POW[width] <= n do width = width + 1 end
+  return width
+end
+
+local function ring_encode(last, counts)
+  local width = bit_length(math.max(unpack(counts)))
+  local high = floor(last / POW[TIME_LOW])
+  local fields = {width, high, last - high * POW[TIME_LOW]}
+  local widths = {WIDTH_BITS, TIME_HIGH, TIME_LOW}
+  for i = 1, #counts do
+    fields[i + 3], widths[i + 3] = counts[i], width
+  end
+  return pack_bits(fields, widths)
+end
+
+-- (last, counts), or nil when `raw` is not a ring of `slots` counts (another format).
+local function ring_decode(raw, slots)
+  local read = bit_reader(raw)
+  local width = read(WIDTH_BITS)
+  local size = math.ceil((WIDTH_BITS + TIME_HIGH + TIME_LOW + slots * width) / 8)
+  if width < 1 or width > 32 or #raw ~= size then return nil end
+  local high = read(TIME_HIGH)
+  local low = read(TIME_LOW)
+  local counts = {}
+  for i = 1, slots do counts[i] = read(width) end
+  return high * POW[TIME_LOW] + low, counts
+end
+
+-- When each slot stops counting (algorithms._ring_expiries): a slot's end plus the
+-- window, the newest one `window` after the last admission.
+local function ring_expiries(last, window, subwindows)
+  local size = fdiv(window, subwindows)
+  local newest = fdiv(last, size)
+  local expiries = {}
+  for i = 1, subwindows do expiries[i] = (newest + i) * size end
+  expiries[subwindows + 1] = last + window
+  return expiries
+end
+
+local function ring_wait(counts, expiries, excess)
+  local freed = 0
+  for i = 1, #counts do
+    freed = freed + counts[i]
+    if freed >= excess then return expiries[i] end
+  end
+end
+
+local function ring_reset(counts, expiries, at)
+  for i = #counts, 1, -1 do
+    if counts[i] > 0 then return expiries[i] - at end
+  end
   return 0
 end
 
-local function sliding(raw, rate, window)
-  local index = fdiv(now, window)
-  local elapsed = now - index * window
-  local previous, current = 0, 0
-  if raw then
-    local si, sp, sc = string.match(raw, "^(%d+):(%d+):(%d+)$")
-    si, sp, sc = tonumber(si), tonumber(sp), tonumber(sc)
-    if si == index then
-      previous, current = sp, sc
-    elseif si == index - 1 then
-      previous, current = sc, 0
-    end
+-- A rolling window: algorithms.sliding_window.
+local function sliding(raw, rate, window, subwindows)
+  local slots = subwindows + 1
+  local last, counts
+  if raw then last, counts = ring_decode(raw, slots) end
+  if not last or last > now + window then
+    last, counts = now, {}
+    for i = 1, slots do counts[i] = 0 end
   end
-  local used = previous * (window - elapsed) + current * window
-  if cost > rate or used + cost * window > rate * window then
-    local retry
-    if cost > rate then
-      retry = window
-    elseif current + cost <= rate then
-      retry = window - fdiv((rate - current - cost) * window, previous) - elapsed
-    else
-      retry = window - elapsed + window - fdiv((rate - cost) * window, current)
-    end
-    local remaining = math.max(0, fdiv(rate * window - used, window))
-    return 0, rate, remaining, sliding_reset(previous, current, elapsed, window), retry, nil, 0
+  local at = math.max(now, last)
+  local expiries = ring_expiries(last, window, subwindows)
+  local used = 0
+  for i = 1, slots do
+    if expiries[i] <= at then counts[i] = 0 end
+    used = used + counts[i]
   end
-  current = current + cost
-  used = used + cost * window
-  local remaining = fdiv(rate * window - used, window)
-  local state = string.format("%.0f:%.0f:%.0f", index, previous, current)
-  return 1, rate, remaining, sliding_reset(previous, current, elapsed, window), 0,
-    state, 2 * window - elapsed
+  if cost > rate or used + cost > rate then
+    local retry = window
+    if cost <= rate then retry = ring_wait(counts, expiries, used + cost - rate) - at end
+    return 0, rate, math.max(0, rate - used), ring_reset(counts, expiries, at), retry, nil, 0
+  end
+  local size = fdiv(window, subwindows)
+  local moved = fdiv(at, size) - fdiv(last, size)
+  local ring = {}
+  for i = 1, slots do ring[i] = counts[i + moved] or 0 end
+  ring[slots] = ring[slots] + cost
+  return 1, rate, rate - used - cost, window, 0, ring_encode(at, ring), at + window - now
 end
 
 local function fixed(raw, rate, window)
@@ -142,7 +231,8 @@ for i = 1, limits do
     allowed, limit, remaining, reset, retry, state, ttl =
       gcra(raw, capacity, period, tonumber(ARGV[base + 3]))
   elseif algorithm == 2 then
-    allowed, limit, remaining, reset, retry, state, ttl = sliding(raw, capacity, period)
+    allowed, limit, remaining, reset, retry, state, ttl =
+      sliding(raw, capacity, period, tonumber(ARGV[base + 3]))
   elseif algorithm == 4 then
     allowed, limit, remaining, reset, retry, state, ttl =
       ban(raw, capacity, period, tonumber(ARGV[base + 3]))
