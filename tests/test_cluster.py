@@ -274,3 +274,23 @@ def test_a_one_server_url_on_a_cluster_node_says_to_use_the_cluster_scheme(redis
         except BackendUnavailable as exc:
             messages.add(str(exc))
     assert messages and all("redis+cluster://" in message for message in messages)
+
+
+@pytest.mark.parametrize("algorithm", ["gcra", "sliding_window", "fixed_window"])
+def test_a_denial_on_one_shard_gives_back_what_the_others_charged(redis_cluster, algorithm):
+    """Each limit in a slot of its own; the tight one denies: the others' counts are as
+    they were, for every algorithm (refund.lua knows each one's state)."""
+    from ratelimit_app.counters.algorithms import FIXED_WINDOW, US, LimitSpec
+    from tests.counters_support import make_backend, unique_key
+
+    backend = make_backend("cluster", redis_cluster.url)
+    t0 = 1_800_000_000 * US + 30 * US  # inside every window below, not at an edge
+    other = LimitSpec(unique_key("o"), algorithm, rate=10, period=60, burst=10)
+    tight = LimitSpec(unique_key("t"), FIXED_WINDOW, rate=1, period=60)
+    assert backend.check([other], now=t0).results[0].remaining == 9
+    assert backend.check([tight, other], now=t0).allowed  # other: 8 left
+    for second in range(1, 6):
+        denied = backend.check([tight, other], now=t0 + second * US // 10)
+        assert not denied.allowed
+    # Five denials later, one more request leaves 7: none of them was kept.
+    assert backend.check([other], now=t0 + US).results[0].remaining == 7

@@ -24,16 +24,16 @@ import redis as redis_lib
 from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
-from ratelimit_app.counters.algorithms import BAN, GCRA, LimitSpec
+from ratelimit_app.counters.algorithms import BAN, LimitSpec
 from ratelimit_app.counters.base import BackendUnavailable, Decision, validate_specs
 from ratelimit_app.counters.breaker import CircuitBreaker
 from ratelimit_app.counters.channel import Channel
 from ratelimit_app.counters.failures import FailureCounter, FailureResult
 from ratelimit_app.counters.redis import (
-    ALGORITHM_CODES,
     REDIS_ERRORS,
     RedisBackend,
     check_command,
+    limit_args,
     load_script,
     unavailable,
 )
@@ -57,9 +57,8 @@ def slot_of(spec: LimitSpec) -> int:
 
 
 def refund_args(spec: LimitSpec) -> list[int]:
-    """refund.lua's four arguments for one charged limit."""
-    interval = spec.emission_us if spec.algorithm == GCRA else 0
-    return [ALGORITHM_CODES[spec.algorithm], spec.capacity, spec.period_us, interval]
+    """refund.lua's four arguments for one charged limit (check.lua's first four)."""
+    return list(limit_args(spec)[:4])
 
 
 class RedisClusterBackend(RedisBackend):
@@ -95,7 +94,7 @@ class RedisClusterBackend(RedisBackend):
 
     @cached_property
     def refund_script(self) -> Any:
-        return self.cluster.register_script(load_script("refund.lua"))
+        return self.cluster.register_script(load_script("refund.lua", "ring.lua"))
 
     # -- checks ---------------------------------------------------------------------------
 

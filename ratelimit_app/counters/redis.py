@@ -42,10 +42,12 @@ REDIS_ERRORS = (
 ALGORITHM_CODES = {GCRA: 1, SLIDING_WINDOW: 2, FIXED_WINDOW: 3, BAN: 4}
 
 
-def load_script(name: str) -> str:
-    """A Lua script shipped in ``ratelimit_app/counters/lua/``, after the shared clock."""
+def load_script(name: str, *parts: str) -> str:
+    """A Lua script shipped in ``ratelimit_app/counters/lua/``, after the shared clock
+    and the shared ``parts`` it uses (ring.lua: the rolling window's encoding)."""
     folder = resources.files("ratelimit_app.counters").joinpath("lua")
-    return folder.joinpath("clock.lua").read_text() + folder.joinpath(name).read_text()
+    names = ("clock.lua", *parts, name)
+    return "".join(folder.joinpath(part).read_text() for part in names)
 
 
 def limiter_client(alias: str, timeout: float) -> redis_lib.Redis:
@@ -163,7 +165,7 @@ class RedisBackend(Backend):
     @cached_property
     def script(self) -> Any:
         # Only its text and SHA1 are used: checks go through the channel.
-        return self.client.register_script(load_script("check.lua"))
+        return self.client.register_script(load_script("check.lua", "ring.lua"))
 
     @cached_property
     def revision_key(self) -> str:

@@ -5,8 +5,9 @@
 -- KEYS[i]: a counter key the check charged (never a ban key).
 -- ARGV[1]: now ("" for Redis's clock, see clock.lua); ARGV[2]: the charged check's own
 --   now, in microseconds (it names the window the charge went to); ARGV[3]: the cost.
--- ARGV[4 + 4*(i-1) ...]: algorithm (1 gcra, 2 sliding, 3 fixed), capacity, period in
---   microseconds, emission interval in microseconds (gcra; else 0).
+-- ARGV[4 + 4*(i-1) ...]: check.lua's first four arguments of the limit: algorithm (1
+--   gcra, 2 rolling window, 3 fixed), capacity, period in microseconds, then the emission
+--   interval in microseconds (gcra) or the number of sub-windows (rolling window).
 -- Returns the number of keys given back to.
 
 local charged_at = tonumber(ARGV[2])
@@ -35,18 +36,18 @@ local function fixed(key, raw, period)
   keep(key, string.format("%s:%.0f", index, math.max(0, tonumber(count) - cost)))
 end
 
-local function sliding(key, raw, period)
-  local index, previous, current = string.match(raw, "^(%d+):(%d+):(%d+)$")
-  index, previous, current = tonumber(index), tonumber(previous), tonumber(current)
-  local charged_index = math.floor(charged_at / period)
-  if index == charged_index then
-    current = math.max(0, current - cost)
-  elseif index == charged_index + 1 then
-    previous = math.max(0, previous - cost)
-  else
-    return
-  end
-  keep(key, string.format("%.0f:%.0f:%.0f", index, previous, current))
+-- The ring (ring.lua): the charge went to the slot of its own sub-window, which is
+-- the newest slot if no later charge moved the ring on, else an older one; a slot that
+-- has left the ring has nothing left to give back.
+local function sliding(key, raw, period, subwindows)
+  local slots = subwindows + 1
+  local last, counts = ring_decode(raw, slots)
+  if not last then return end
+  local size = math.floor(period / subwindows)
+  local slot = math.floor(charged_at / size) - math.floor(last / size) + slots
+  if slot < 1 or slot > slots then return end
+  counts[slot] = math.max(0, counts[slot] - cost)
+  keep(key, ring_encode(last, counts))
 end
 
 for i = 1, #KEYS do
@@ -57,7 +58,7 @@ for i = 1, #KEYS do
     if algorithm == 1 then
       gcra(KEYS[i], raw, tonumber(ARGV[base + 3]))
     elseif algorithm == 2 then
-      sliding(KEYS[i], raw, tonumber(ARGV[base + 2]))
+      sliding(KEYS[i], raw, tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]))
     elseif algorithm == 3 then
       fixed(KEYS[i], raw, tonumber(ARGV[base + 2]))
     end
