@@ -31,6 +31,12 @@ REVISION_TTL = 24 * 3600
 ALGORITHM_CODES = {GCRA: 1, SLIDING_WINDOW: 2, FIXED_WINDOW: 3, BAN: 4}
 
 
+def unavailable(exc: redis_lib.RedisError) -> BackendUnavailable:
+    """The BackendUnavailable of a Redis error, its kind the error's class name."""
+    kind = type(exc).__name__
+    return BackendUnavailable(f"Redis did not answer: {kind}", kind=kind)
+
+
 def load_script(name: str) -> str:
     """A Lua script shipped in ``ratelimit_app/counters/lua/``, after the shared clock."""
     folder = resources.files("ratelimit_app.counters").joinpath("lua")
@@ -141,7 +147,7 @@ class RedisBackend(Backend):
                 self.client.script_load(self.script.script)
                 reply = self.channel.call(command)
         except redis_lib.RedisError as exc:
-            raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
+            raise unavailable(exc) from exc
         return decision_from_reply(specs, reply, cost)
 
     @cached_property
@@ -157,14 +163,14 @@ class RedisBackend(Backend):
         try:
             self.revision_script(keys=[self.revision_key], args=["", number, REVISION_TTL])
         except redis_lib.RedisError as exc:
-            raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
+            raise unavailable(exc) from exc
 
     def published_revision(self) -> int | None:
         """See Backend.published_revision: one GET."""
         try:
             value: Any = self.client.get(self.revision_key)  # bytes or None (a sync client)
         except redis_lib.RedisError as exc:
-            raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
+            raise unavailable(exc) from exc
         return int(value or 0)
 
     @cached_property
@@ -182,7 +188,7 @@ class RedisBackend(Backend):
         try:
             reply = self.failure_script(keys=keys, args=args)
         except redis_lib.RedisError as exc:
-            raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
+            raise unavailable(exc) from exc
         results = [
             FailureResult(int(reply[1 + 3 * i]), bool(int(reply[2 + 3 * i])), int(reply[3 + 3 * i]))
             for i in range(len(counters))
@@ -194,4 +200,4 @@ class RedisBackend(Backend):
             try:
                 self.client.delete(*keys)
             except redis_lib.RedisError as exc:
-                raise BackendUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
+                raise unavailable(exc) from exc

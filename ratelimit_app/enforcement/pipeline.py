@@ -12,7 +12,7 @@ from typing import Any, Literal, overload
 
 from django.http import HttpRequest, HttpResponseBase
 
-from ratelimit_app import identity, responses, runtime
+from ratelimit_app import events, hashing, identity, responses, runtime
 from ratelimit_app.bans import stage as ban_stage
 from ratelimit_app.bans.watch import ban_specs, watch, watching_rule
 from ratelimit_app.conf import get_config
@@ -21,7 +21,7 @@ from ratelimit_app.counters.base import BackendUnavailable, Decision, key_base
 from ratelimit_app.enforcement.specs import cached_specs
 from ratelimit_app.enforcement.verdict import NOT_LIMITED, Verdict, from_decision, unavailable
 from ratelimit_app.policy import PolicySnapshot
-from ratelimit_app.signals import request_throttled
+from ratelimit_app.signals import request_decided, request_throttled
 
 logger = logging.getLogger("ratelimit_app")
 
@@ -71,6 +71,9 @@ def check(
         verdict = _resolve(request, group, user, cost, defer_to_drf)
         if verdict is not None:
             setattr(request, VERDICT_ATTRIBUTE, verdict)
+            # Only the metrics listen: with them off this is one list's truth test.
+            if request_decided.receivers and (verdict.decision is not None or verdict.unavailable):
+                request_decided.send(sender=Verdict, request=request, verdict=verdict)
     return verdict
 
 
@@ -151,6 +154,7 @@ def _decide(
     denials, revision = runtime.get_denials(), snapshot.revision
     local_now = runtime.local_clock()
     decision = denials.lookup(specs, revision, local_now) if denials is not None else None
+    local = decision is not None
     if decision is None:
         try:
             decision = runtime.get_backend().check(specs, cost, now=runtime.now_us())
@@ -164,19 +168,23 @@ def _decide(
                 denials.clear()  # the store lost the counters these records mirror
     if not decision.allowed:
         _report_throttled(request, decision, group)
-    return from_decision(decision, group)
+    return from_decision(decision, group, local=local)
 
 
 def _report_throttled(request: HttpRequest, decision: Decision, group: str | None) -> None:
     binding = decision.binding
-    # The limit's name and numbers only: no key, address, API key or credential.
-    logger.info(
-        "Throttled %s %s: group=%s limit=%s retry_after=%.3fs",
-        request.method,
-        request.path_info[:200],
-        group,
-        binding.spec.name if binding else "",
-        decision.retry_after,
+    # The limit's name and numbers only: no key, address, API key or credential. The
+    # party is a keyed hash of the counter's key: the same client and limit read alike
+    # from line to line, and nothing in it can be turned back into the client.
+    events.log_event(
+        logger,
+        logging.INFO,
+        events.DENIED,
+        f"Throttled {request.method} {request.path_info[:200]}",
+        group=group or "",
+        limit=binding.spec.name if binding else "",
+        retry_after=decision.retry_after,
+        party=hashing.short_hash("log", binding.spec.key) if binding else "",
     )
     request_throttled.send(sender=Verdict, request=request, decision=decision, group=group)
 
