@@ -33,11 +33,23 @@ def worker_rss_kb(master_pid):
 
 
 @contextlib.contextmanager
-def serve_demo(database, *, workers=4, trusted_proxies="127.0.0.1/32"):
-    """Run project.wsgi under gunicorn on a free port with a throwaway Redis; yields
-    (port, master pid, the Redis URL)."""
-    redis_server = RedisServer().start()
-    port = free_port()
+def serve_demo(
+    database,
+    *,
+    workers=4,
+    trusted_proxies="127.0.0.1/32",
+    extra_env=None,
+    extra_args=(),
+    port=None,
+    redis_port=None,
+):
+    """Run project.wsgi under gunicorn on a free port (or ``port``) with a throwaway Redis
+    (on ``redis_port`` if given); yields (port, master pid, the Redis URL).
+
+    ``extra_env`` adds environment variables for the served process, ``extra_args``
+    gunicorn options (a configuration file, say)."""
+    redis_server = RedisServer(port=redis_port).start()
+    port = port or free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "project.settings",
@@ -45,9 +57,10 @@ def serve_demo(database, *, workers=4, trusted_proxies="127.0.0.1/32"):
         "DATABASE_URL": database_url(database),
         "REDIS_URL": redis_server.url,
         "RATELIMIT_TRUSTED_PROXIES": trusted_proxies,
+        **(extra_env or {}),
     }
     command = [sys.executable, "-m", "gunicorn", "project.wsgi:application"]
-    command += ["--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
+    command += ["--workers", str(workers), "--bind", f"127.0.0.1:{port}", *extra_args]
     gunicorn = subprocess.Popen([*command, "--log-level", "warning"], cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + 30
