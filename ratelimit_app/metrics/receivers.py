@@ -27,6 +27,23 @@ NO_GROUP = "none"
 NO_LIMIT = "none"
 KIND_NAMES = {"p": "pair", "c": "client_id", "i": "address"}
 _failed_once = False
+# Labelled children by (family, label values): prometheus_client's labels() takes a
+# lock and validates on every call, a microsecond or more per request. The label values
+# are bounded (groups, limit names, outcomes), but renamed limits leave old entries:
+# past this size the cache starts afresh.
+_children: dict[tuple[Any, ...], Any] = {}
+MAX_CHILDREN = 10_000
+
+
+def child(family: Any, *values: str) -> Any:
+    """``family.labels(*values)``, memoized."""
+    key = (id(family), *values)
+    found = _children.get(key)
+    if found is None:
+        if len(_children) >= MAX_CHILDREN:
+            _children.clear()
+        found = _children[key] = family.labels(*values)
+    return found
 
 
 def _guarded(receiver: Callable[..., None]) -> Callable[..., None]:
@@ -53,13 +70,13 @@ def on_request_decided(sender: Any, verdict: Any, **kwargs: Any) -> None:
     decision = verdict.decision
     if decision is None:  # the store could not answer
         mode = "closed" if not verdict.allowed else "open"
-        metrics.unavailable.labels(group, mode).inc()
+        child(metrics.unavailable, group, mode).inc()
         return
     binding = decision.binding
     limit = binding.spec.name if binding is not None else NO_LIMIT
-    metrics.decisions.labels(group, limit, "allowed" if decision.allowed else "denied").inc()
+    child(metrics.decisions, group, limit, "allowed" if decision.allowed else "denied").inc()
     if verdict.local:
-        metrics.deny_record_hits.labels(group).inc()
+        child(metrics.deny_record_hits, group).inc()
     if decision.allowed:
         _count_limits(metrics, group, decision)
 
@@ -72,9 +89,9 @@ def _count_limits(metrics: families.Families, group: str, decision: Any) -> None
         if spec.algorithm == BAN:
             continue
         if not result.allowed:  # only a shadow limit denies an allowed request
-            metrics.decisions.labels(group, spec.name, "shadow_denied").inc()
+            child(metrics.decisions, group, spec.name, "shadow_denied").inc()
         elif result.remaining < NEAR_LIMIT_RATIO * result.limit:
-            metrics.near_limit.labels(group, spec.name).inc()
+            child(metrics.near_limit, group, spec.name).inc()
 
 
 def on_store_call(operation: str, seconds: float, error: BackendUnavailable | None) -> None:
@@ -82,9 +99,9 @@ def on_store_call(operation: str, seconds: float, error: BackendUnavailable | No
     (The breaker guards observers itself; this one is not wrapped again.)"""
     metrics = families.get()
     if error is None or error.kind != "breaker_open":
-        metrics.store_seconds.labels(operation).observe(seconds)
+        child(metrics.store_seconds, operation).observe(seconds)
     if error is not None:
-        metrics.store_failures.labels(operation, error.kind).inc()
+        child(metrics.store_failures, operation, error.kind).inc()
 
 
 @_guarded
