@@ -4,10 +4,6 @@ from django.dispatch import Signal
 
 # A request was denied. Arguments: request, decision.
 request_throttled = Signal()
-# The pipeline decided a request against its limits (allowed, denied, or the store
-# unavailable). Arguments: request, verdict. Sent only when a receiver is connected (the
-# metrics): receivers are cached per sender, since this runs for every checked request.
-request_decided = Signal(use_caching=True)
 # The counter store failed. Arguments: error, breaker_open.
 counter_backend_failed = Signal()
 # The counter store answered again after failures. Arguments: failures.

@@ -7,6 +7,7 @@ ban rules, then the rate-limit headers.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal, overload
 
@@ -21,7 +22,7 @@ from ratelimit_app.counters.base import BackendUnavailable, Decision, key_base
 from ratelimit_app.enforcement.specs import cached_specs
 from ratelimit_app.enforcement.verdict import NOT_LIMITED, Verdict, from_decision, unavailable
 from ratelimit_app.policy import PolicySnapshot
-from ratelimit_app.signals import request_decided, request_throttled
+from ratelimit_app.signals import request_throttled
 
 logger = logging.getLogger("ratelimit_app")
 
@@ -30,6 +31,11 @@ FED_BACK_ATTRIBUTE = "_ratelimit_fed_back"
 # Unknown group names already logged (bounded: a view may take its name from the URL).
 _REPORTED_UNKNOWN: set[str] = set()
 MAX_REPORTED_UNKNOWN = 256
+# Told of every request decided against its limits (allowed, denied, or the store
+# unavailable), with its Verdict. Filled from above (ratelimit_app.metrics): a plain call,
+# because a Django signal's dispatch costs microseconds on every request. Empty (metrics
+# off), the request path only tests the list.
+verdict_observers: list[Callable[[Verdict], None]] = []
 
 
 @overload
@@ -71,9 +77,8 @@ def check(
         verdict = _resolve(request, group, user, cost, defer_to_drf)
         if verdict is not None:
             setattr(request, VERDICT_ATTRIBUTE, verdict)
-            # Only the metrics listen: with them off this is one list's truth test.
-            if request_decided.receivers and (verdict.decision is not None or verdict.unavailable):
-                request_decided.send(sender=Verdict, request=request, verdict=verdict)
+            if verdict_observers and (verdict.decision is not None or verdict.unavailable):
+                _tell_observers(verdict)
     return verdict
 
 
@@ -129,6 +134,14 @@ def _resolve(
         verdict = _decide(request, specs, group, snapshot, cost, config)
         return replace(verdict, watched=watched)
     return from_decision(settlement.decision, group, watched)
+
+
+def _tell_observers(verdict: Verdict) -> None:
+    for observer in verdict_observers:
+        try:
+            observer(verdict)
+        except Exception:  # an observer never turns a request into an error
+            logger.debug("A verdict observer failed.", exc_info=True)
 
 
 def _report_unknown_group(name: str) -> None:

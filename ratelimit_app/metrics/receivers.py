@@ -1,4 +1,6 @@
-"""What the metrics hear: the app's signals, and every counter-store call.
+"""What the metrics hear: every decided request and every counter-store call (through
+the observer lists of the pipeline and the breaker, plain calls on the request path),
+and the app's signals for the rarer events.
 
 Every receiver swallows its own errors (logged once): a metric must never turn a
 request into an error, whatever state prometheus_client or the database is in.
@@ -15,6 +17,7 @@ from ratelimit_app.conf import get_config
 from ratelimit_app.counters import breaker
 from ratelimit_app.counters.algorithms import BAN
 from ratelimit_app.counters.base import BackendUnavailable
+from ratelimit_app.enforcement import pipeline
 from ratelimit_app.metrics import families
 
 logger = logging.getLogger("ratelimit_app.metrics")
@@ -63,7 +66,7 @@ def _guarded(receiver: Callable[..., None]) -> Callable[..., None]:
 
 
 @_guarded
-def on_request_decided(sender: Any, verdict: Any, **kwargs: Any) -> None:
+def on_verdict(verdict: Any) -> None:
     """One decided request: its outcome, shadow denials, near-limit limits."""
     metrics = families.get()
     group = verdict.group or NO_GROUP
@@ -162,7 +165,6 @@ def on_snapshot_refresh_failed(sender: Any, **kwargs: Any) -> None:
 
 # (signal, receiver): connected with weak=False (module functions) and a dispatch uid.
 SIGNAL_RECEIVERS = (
-    (signals.request_decided, on_request_decided),
     (signals.counter_backend_failed, on_backend_failed),
     (signals.counter_backend_recovered, on_backend_recovered),
     (signals.credential_failure_counted, on_failure_counted),
@@ -180,6 +182,8 @@ def connect() -> None:
         signal.connect(receiver, weak=False, dispatch_uid=f"ratelimit-metrics-{receiver.__name__}")
     if on_store_call not in breaker.call_observers:
         breaker.call_observers.append(on_store_call)
+    if on_verdict not in pipeline.verdict_observers:
+        pipeline.verdict_observers.append(on_verdict)
 
 
 def disconnect() -> None:
@@ -188,6 +192,8 @@ def disconnect() -> None:
         signal.disconnect(dispatch_uid=f"ratelimit-metrics-{receiver.__name__}")
     if on_store_call in breaker.call_observers:
         breaker.call_observers.remove(on_store_call)
+    if on_verdict in pipeline.verdict_observers:
+        pipeline.verdict_observers.remove(on_verdict)
 
 
 def wanted() -> bool:
