@@ -288,3 +288,13 @@ def test_a_denial_is_one_structured_line_with_a_keyed_hash(client, metered, cloc
     assert entry["event"] == "denied" and entry["group"] == GROUP and entry["limit"] == ENFORCED
     assert entry["party"] == party and entry["level"] == "INFO"
     assert address not in json.dumps(entry)
+
+
+def test_the_gunicorn_hook_imports_before_django_is_set_up():
+    # gunicorn reads its configuration file before any worker sets Django up.
+    import subprocess
+    import sys
+
+    code = "import ratelimit_app.metrics.gunicorn as g; print(g.child_exit.__name__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "child_exit", done.stderr

@@ -14,9 +14,11 @@ from typing import Any
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from ratelimit_app.conf import WATCHED_SETTINGS
-from ratelimit_app.metrics import receivers
+from ratelimit_app.conf import WATCHED_SETTINGS, get_config
 
+# The receivers (and through them the pipeline and the models) are imported only when
+# metrics are switched: this package is also imported from a gunicorn configuration
+# file (metrics.gunicorn), before Django's apps are loaded.
 logger = logging.getLogger("ratelimit_app.metrics")
 
 
@@ -25,13 +27,20 @@ def available() -> bool:
     return importlib.util.find_spec("prometheus_client") is not None
 
 
+def wanted() -> bool:
+    """Whether RATELIMIT_APP['METRICS'] asks for metrics."""
+    return bool(get_config()["METRICS"])
+
+
 def sync() -> bool:
     """Connect or disconnect the metrics as the settings say; returns whether they are on.
 
     Metrics asked for without prometheus_client installed stay off (system check E009
     says so); nothing here raises.
     """
-    if receivers.wanted() and available():
+    from ratelimit_app.metrics import receivers
+
+    if wanted() and available():
         receivers.connect()
         return True
     receivers.disconnect()

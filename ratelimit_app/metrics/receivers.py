@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ratelimit_app import signals
-from ratelimit_app.conf import get_config
 from ratelimit_app.counters import breaker
 from ratelimit_app.counters.algorithms import BAN
 from ratelimit_app.counters.base import BackendUnavailable
@@ -194,8 +193,3 @@ def disconnect() -> None:
         breaker.call_observers.remove(on_store_call)
     if on_verdict in pipeline.verdict_observers:
         pipeline.verdict_observers.remove(on_verdict)
-
-
-def wanted() -> bool:
-    """Whether RATELIMIT_APP['METRICS'] asks for metrics."""
-    return bool(get_config()["METRICS"])

@@ -52,7 +52,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     wrong one)."""
     if request.method not in ("GET", "HEAD"):
         return HttpResponse(status=405, headers={"Allow": "GET, HEAD"})
-    if not (metrics.receivers.wanted() and metrics.available()):
+    if not (metrics.wanted() and metrics.available()):
         return HttpResponse("Metrics are off.\n", status=404, content_type="text/plain")
     if not may_read(request):
         authenticated = _bearer(request) is not None or getattr(
