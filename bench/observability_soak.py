@@ -50,8 +50,23 @@ def prepare_database():
         subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True)
 
 
+# What the chart and docs/observability.md read (the file stays small).
+KEPT = (
+    "ratelimit_decisions_total",
+    "ratelimit_near_limit_total",
+    "ratelimit_deny_record_hits_total",
+    "ratelimit_ban_failures_total",
+    "ratelimit_bans_created_total",
+    "ratelimit_store_call_seconds_bucket",
+    "ratelimit_store_call_seconds_count",
+    "ratelimit_store_failures_total",
+    "ratelimit_store_breaker_open",
+    "ratelimit_policy_revision",
+)
+
+
 def scrape(port):
-    """The ratelimit_ samples of one scrape: [(name, labels, value)]."""
+    """The kept ratelimit_ samples of one scrape: [(name, labels, value)]."""
     from prometheus_client.parser import text_string_to_metric_families
 
     status, body = soak_traffic_get(port)
@@ -62,6 +77,7 @@ def scrape(port):
         for family in text_string_to_metric_families(body)
         if family.name.startswith("ratelimit_")
         for sample in family.samples
+        if sample.name in KEPT
     ]
 
 
@@ -79,6 +95,10 @@ def soak_traffic_get(port):
 
 def run(seconds):
     """Serve, send the traffic, scrape once a second; returns the scrapes."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    django.setup()  # only to read the demo's API key (project.demo.setup imports models)
     from project.demo.setup import DEMO_KEYS
 
     multiproc = Path("/tmp/ratelimit-obs-soak-metrics")
@@ -126,17 +146,18 @@ def run(seconds):
 
 
 def series(data, name, key, **match):
-    """{label value of ``key``: [(t, value summed over the other labels)]}."""
-    out = {}
+    """{label value of ``key``: [(t, value summed over the other labels)]}, a label absent
+    from a scrape (not counted yet) read as 0."""
+    sums_by_scrape = []
     for scrape in data["scrapes"]:
         sums = {}
         for sample_name, labels, value in scrape["samples"]:
             if sample_name == name and all(labels.get(k) == v for k, v in match.items()):
-                label = labels.get(key, "") if key else name
+                label = labels.get(key, "") if key else name.removeprefix("ratelimit_")
                 sums[label] = sums.get(label, 0.0) + value
-        for label, value in sums.items():
-            out.setdefault(label, []).append((scrape["t"], value))
-    return out
+        sums_by_scrape.append((scrape["t"], sums))
+    every = {label for _t, sums in sums_by_scrape for label in sums}
+    return {label: [(t, sums.get(label, 0.0)) for t, sums in sums_by_scrape] for label in every}
 
 
 def per_second(points):
@@ -149,18 +170,26 @@ def per_second(points):
 
 
 def quantile(data, q):
-    """The store's check latency quantile ``q`` between consecutive scrapes (ms)."""
+    """The store's check latency quantile ``q`` between consecutive scrapes (ms), as the
+    upper bound of the histogram bucket it falls in."""
     buckets = series(data, "ratelimit_store_call_seconds_bucket", "le", operation="check")
     bounds = sorted(buckets, key=lambda le: float("inf") if le == "+Inf" else float(le))
     out = []
     for i in range(1, len(buckets[bounds[-1]])):
         rises = [buckets[le][i][1] - buckets[le][i - 1][1] for le in bounds]
-        total = rises[-1]
-        if total <= 0:
+        if rises[-1] <= 0:
             continue
-        limit = next(b for b, rise in zip(bounds, rises, strict=True) if rise >= q * total)
-        out.append((buckets[bounds[-1]][i][0], 1000 * float(limit if limit != "+Inf" else 1)))
+        bound = next(b for b, rise in zip(bounds, rises, strict=True) if rise >= q * rises[-1])
+        out.append((buckets[bounds[-1]][i][0], 1000 * float(bound if bound != "+Inf" else 1)))
     return out
+
+
+def _plot(axis, title, lines, rate=True):
+    for label, points in sorted(lines.items()):
+        shown = per_second(points) if rate else points
+        if shown and max(v for _t, v in shown) > 0:
+            axis.plot(*zip(*shown, strict=True), label=label)
+    axis.set_title(title, fontsize=10)
 
 
 def draw(data):
@@ -169,57 +198,52 @@ def draw(data):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(2, 2, figsize=(12, 7.5), sharex=True)
+    figure, axes = plt.subplots(3, 2, figsize=(12, 10), sharex=True)
+    decisions = "ratelimit_decisions_total"
+    _plot(axes[0][0], "Decisions per second, by outcome", series(data, decisions, "outcome"))
+    _plot(
+        axes[0][1],
+        "Denials per second, by endpoint group",
+        series(data, decisions, "group", outcome="denied"),
+    )
+    _plot(
+        axes[1][0],
+        "Allowed with under 10 % left, per second, by limit",
+        series(data, "ratelimit_near_limit_total", "limit"),
+    )
+    _plot(
+        axes[1][1],
+        "Token failures counted per second, by ban rule",
+        series(data, "ratelimit_ban_failures_total", "rule"),
+    )
+    _plot(
+        axes[2][0],
+        "Credential bans made (total), by kind",
+        series(data, "ratelimit_bans_created_total", "kind"),
+        rate=False,
+    )
+    _plot(
+        axes[2][1],
+        "Counter-store check latency, ms (bucket bound)",
+        {f"p{q * 100:g}": quantile(data, q) for q in (0.5, 0.99)},
+        rate=False,
+    )
     start, end = data["attack"]
-    panels = [
-        (axes[0][0], "Decisions per second", series(data, "ratelimit_decisions_total", "outcome")),
-        (
-            axes[0][1],
-            "Denials per second by endpoint group",
-            series(data, "ratelimit_decisions_total", "group", outcome="denied"),
-        ),
-        (
-            axes[1][0],
-            "Near the limit, per second, by limit",
-            series(data, "ratelimit_near_limit_total", "limit"),
-        ),
-        (
-            axes[1][1],
-            "Token failures counted and bans made, per second",
-            {
-                **series(data, "ratelimit_ban_failures_total", None),
-                **series(data, "ratelimit_bans_created_total", None),
-            },
-        ),
-    ]
-    for axis, title, lines in panels:
-        for label, points in sorted(lines.items()):
-            rates = per_second(points)
-            if rates and max(v for _t, v in rates) > 0:
-                axis.plot(*zip(*rates, strict=True), label=label.removeprefix("ratelimit_"))
+    for axis in axes.flat:
         axis.axvspan(start, end, color="red", alpha=0.08, label="attack")
-        axis.set_title(title, fontsize=10)
-        axis.legend(fontsize=7, loc="upper left")
-    latency = axes[1][1].twinx()
-    for q, style in ((0.5, ":"), (0.99, "--")):
-        points = quantile(data, q)
-        if points:
-            label = f"check p{q * 100:g} (ms)"
-            latency.plot(*zip(*points, strict=True), style, color="grey", label=label)
-    latency.set_ylabel("store check latency, ms (bucket bound)", fontsize=8)
-    latency.legend(fontsize=7, loc="upper right")
-    for axis in axes[1]:
+        axis.legend(fontsize=7, loc="upper right")
+    for axis in axes[2]:
         axis.set_xlabel("seconds into the run")
     figure.suptitle("ratelimit_app under attack: the demo, gunicorn, metrics scraped every second")
     figure.tight_layout()
-    figure.savefig(CHART, dpi=90)
+    figure.savefig(CHART, dpi=80)
 
 
 def main():
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
     prepare_database()
     data = run(seconds)
-    SCRAPES.write_text(json.dumps(data) + "\n")
+    SCRAPES.write_text(json.dumps(data, separators=(",", ":")) + "\n")
     draw(data)
     count = len(data["scrapes"])
     print(f"Wrote {SCRAPES.relative_to(ROOT)} ({count} scrapes) and {CHART.relative_to(ROOT)}")
