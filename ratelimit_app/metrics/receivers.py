@@ -15,8 +15,9 @@ from typing import Any
 from ratelimit_app import signals
 from ratelimit_app.counters import breaker
 from ratelimit_app.counters.algorithms import BAN
-from ratelimit_app.counters.base import BackendUnavailable
+from ratelimit_app.counters.base import BackendUnavailable, Decision
 from ratelimit_app.enforcement import pipeline
+from ratelimit_app.enforcement.verdict import Verdict
 from ratelimit_app.metrics import families
 
 logger = logging.getLogger("ratelimit_app.metrics")
@@ -65,7 +66,7 @@ def _guarded(receiver: Callable[..., None]) -> Callable[..., None]:
 
 
 @_guarded
-def on_verdict(verdict: Any) -> None:
+def on_verdict(verdict: Verdict) -> None:
     """One decided request: its outcome, shadow denials, near-limit limits."""
     metrics = families.get()
     group = verdict.group or NO_GROUP
@@ -83,7 +84,7 @@ def on_verdict(verdict: Any) -> None:
         _count_limits(metrics, group, decision)
 
 
-def _count_limits(metrics: families.Families, group: str, decision: Any) -> None:
+def _count_limits(metrics: families.Families, group: str, decision: Decision) -> None:
     """An allowed request's shadow limits that would have denied it (the dry run of a
     limit), and the limits it left under NEAR_LIMIT_RATIO of their capacity."""
     for result in decision.results:
