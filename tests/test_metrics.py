@@ -298,3 +298,56 @@ def test_the_gunicorn_hook_imports_before_django_is_set_up():
     code = "import ratelimit_app.metrics.gunicorn as g; print(g.child_exit.__name__)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "child_exit", done.stderr
+
+
+def events_of(caplog, name):
+    return [r for r in caplog.records if getattr(r, "ratelimit_event", None) == name]
+
+
+def test_a_ban_and_its_lift_are_one_structured_line_each(client, demo_data, clock, caplog):
+    rule = BanRule.objects.get(path="/connect/token")
+    secret = "wrong-secret-123"
+    wrong = {"client_id": "demo-client", "client_secret": secret}
+    with caplog.at_level(logging.INFO, logger="ratelimit_app"):
+        for _ in range(6):
+            client.post("/connect/token", wrong, REMOTE_ADDR="198.51.100.10")
+        lift_bans(CredentialBan.objects.all())
+    ban = CredentialBan.objects.get()
+    [created] = events_of(caplog, "ban_created")
+    assert created.ratelimit_fields == {
+        "rule": rule.name,
+        "kind": "pair",
+        "party": ban.short_fingerprint,
+        "failures": rule.threshold,
+        "cooldown": rule.cooldown,
+    }
+    [lifted] = events_of(caplog, "ban_lifted")
+    assert lifted.ratelimit_fields["party"] == ban.short_fingerprint
+    assert lifted.ratelimit_fields["kind"] == "pair"
+    for record in (created, lifted):
+        line = record.getMessage()
+        assert secret not in line and "198.51.100.10" not in line
+
+
+def test_store_failure_transitions_are_one_line_each(metrics_on, caplog):
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=2, cooldown=5, clock=lambda: now[0])
+
+    def refused():
+        raise BackendUnavailable("Redis did not answer: ConnectionError", kind="ConnectionError")
+
+    with caplog.at_level(logging.INFO, logger="ratelimit_app"):
+        for _ in range(4):  # two failures open it; two more are refused by it
+            with pytest.raises(BackendUnavailable):
+                breaker.call(refused)
+        now[0] = 5.0
+        breaker.call(lambda: None)
+    [failing] = events_of(caplog, "store_failing")
+    [opened] = events_of(caplog, "store_breaker_open")
+    [back] = events_of(caplog, "store_recovered")
+    assert failing.ratelimit_fields == {"kind": "ConnectionError"}
+    assert opened.ratelimit_fields == {"kind": "ConnectionError", "failures": 2, "cooldown": 5.0}
+    assert back.ratelimit_fields == {"failures": 2}
+    assert "event=store_breaker_open kind=ConnectionError failures=2 cooldown=5.000" in (
+        opened.getMessage()
+    )
