@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extra pip requirement for a matrix leg, e.g. "Django>=6,<7".
 DJANGO_SPEC ?=
 
-.PHONY: demo test test-newest test-reliability test-cluster lint format bench bench-cluster bench-compare bench-snapshot bench-storm clean
+.PHONY: demo test test-newest test-reliability test-cluster lint format bench bench-cluster bench-compare bench-snapshot bench-storm bench-metrics clean
 
 $(STAMP): requirements.txt setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,12 @@ bench-snapshot: $(STAMP)
 bench-storm: $(STAMP)
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) bench/ban_storm.py $(ARGS)
+
+# Issue 17's cost target: three limits with Prometheus metrics on against off (rounds
+# interleaved), and the metrics' own work per request; ARGS="ROUNDS [REDIS_PORT]".
+bench-metrics: $(STAMP)
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) bench/metrics_cost.py $(ARGS)
 
 clean:
 	rm -rf .venv .venv-newest demo.sqlite3

@@ -13,8 +13,15 @@ ROWS = {
     "rl_one": ("plain", True, "ratelimit_app: one limit (per IP)"),
     "rl_three": ("plain", True, "ratelimit_app: three limits (IP, API key, tenant+group)"),
     "rl_three_ban": ("plain", True, "ratelimit_app: three limits and a ban rule"),
+    "rl_three_metrics": (
+        "plain",
+        True,
+        "ratelimit_app: three limits, Prometheus metrics on (multiprocess mode)",
+    ),
 }
-LIMITERS = [name for name in ROWS if name not in ("baseline", "drf_plain")]
+# Rows measured for admission too; the metrics row admits as rl_three does (it counts
+# the same decisions), so it is measured for latency only.
+LIMITERS = [name for name in ROWS if name not in ("baseline", "drf_plain", "rl_three_metrics")]
 API_KEY = "0badc0de.benchmark-only-api-key"
 
 

@@ -1,6 +1,7 @@
 """Settings for one benchmark row: BENCH_ROW, BENCH_LIMIT, BENCH_REDIS_URL, BENCH_DB."""
 
 import os
+import tempfile
 
 from bench.rows import ROWS
 
@@ -8,6 +9,11 @@ ROW = os.environ.get("BENCH_ROW", "baseline")
 LIMIT = int(os.environ.get("BENCH_LIMIT", "600"))
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 VIEW, USES_APP, _ = ROWS[ROW]
+METRICS = ROW == "rl_three_metrics"
+if METRICS:
+    # As under gunicorn with several workers: prometheus_client's multiprocess mode, its
+    # values in memory-mapped files (set before prometheus_client is first imported).
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bench-metrics-"))
 
 SECRET_KEY = "benchmark-only-secret-key"
 DEBUG = False
@@ -40,6 +46,7 @@ RATELIMIT_APP = {
     # The admission runs name their client in X-Forwarded-For, through loopback.
     "TRUSTED_PROXIES": ["127.0.0.1/32"],
     "POLICY_REFRESH_INTERVAL": 1.0,
+    "METRICS": METRICS,
 }
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

@@ -89,6 +89,9 @@ RATELIMIT_APP = {
     "BACKEND": "ratelimit_app.counters.memory.MemoryBackend",
     # Behind a proxy, list it here (comma-separated CIDRs) so X-Forwarded-For is read.
     "TRUSTED_PROXIES": [p for p in os.environ.get("RATELIMIT_TRUSTED_PROXIES", "").split(",") if p],
+    # Prometheus metrics at /metrics (pip install 'ratelimit_app[prometheus]').
+    "METRICS": os.environ.get("RATELIMIT_METRICS") == "1",
+    "METRICS_TOKEN": os.environ.get("RATELIMIT_METRICS_TOKEN") or None,
 }
 
 REST_FRAMEWORK = {

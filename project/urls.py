@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from project.demo import views
+from ratelimit_app.metrics.views import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -18,4 +19,7 @@ urlpatterns = [
     path("hello", views.hello, name="hello"),
     path("v1/legacy", views.legacy_report, name="legacy"),
     path("v1/async", views.async_report, name="async"),
+    # Prometheus metrics (RATELIMIT_METRICS=1): staff, or RATELIMIT_METRICS_TOKEN as a
+    # bearer token. In production serve this path to the scraper only (README).
+    path("metrics", metrics_view, name="metrics"),
 ]

@@ -7,4 +7,7 @@ class RatelimitAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from ratelimit_app import checks, runtime  # noqa: F401  (registers checks, receivers)
+        from ratelimit_app import checks, metrics, runtime  # noqa: F401  (registers checks, receivers)
+
+        # Off by default: then no metrics receiver is connected at all.
+        metrics.sync()

@@ -1,5 +1,6 @@
 """System checks with stable IDs for mistakes a project can make in RATELIMIT_APP."""
 
+import importlib.util
 import ipaddress
 
 from django.conf import settings
@@ -33,6 +34,7 @@ def check_settings(app_configs=None, **kwargs):
     errors += _check_choices(config)
     errors += _check_proxies(config)
     errors += _check_body(config)
+    errors += _check_metrics(config)
     if config["HASH_TAG"] is not None:
         errors.append(
             checks.Warning(
@@ -174,6 +176,28 @@ def _check_body(config):
             )
         ]
     return []
+
+
+def _check_metrics(config):
+    errors = []
+    if config["METRICS"] and importlib.util.find_spec("prometheus_client") is None:
+        errors.append(
+            checks.Error(
+                f"{SETTING_NAME}['METRICS'] is on but prometheus_client is not installed; "
+                "install it with: pip install 'ratelimit_app[prometheus]'.",
+                id="ratelimit_app.E011",
+            )
+        )
+    token = config["METRICS_TOKEN"]
+    if token is not None and (not isinstance(token, str) or len(token) < 16):
+        errors.append(
+            checks.Error(
+                f"{SETTING_NAME}['METRICS_TOKEN'] must be None or a string of at least 16 "
+                "characters (a random token, such as secrets.token_urlsafe(32)).",
+                id="ratelimit_app.E012",
+            )
+        )
+    return errors
 
 
 @checks.register(checks.Tags.urls)

@@ -58,6 +58,12 @@ DEFAULTS: dict[str, Any] = {
     "MESSAGE": "Too many requests. Please wait before retrying.",
     # Keyed hashes: salts for API keys, identities and credential pairs.
     "HASH_SALT": "ratelimit_app",
+    # Prometheus metrics (needs prometheus_client: pip install ratelimit_app[prometheus]).
+    # Off, the request path sends no metrics signal and times no counter-store call.
+    "METRICS": False,
+    # A bearer token that may read the metrics view besides staff users (None: staff
+    # only). Give it to the scraper alone; it is compared in constant time.
+    "METRICS_TOKEN": None,
 }
 
 

@@ -33,12 +33,26 @@ def worker_rss_kb(master_pid):
 
 
 @contextlib.contextmanager
-def serve_demo(database, *, workers=4, trusted_proxies="127.0.0.1/32", storage_url=None):
-    """Run project.wsgi under gunicorn on a free port with a throwaway Redis (or the
-    counters at ``storage_url``: a cluster, say); yields (port, master pid, the URL)."""
-    redis_server = None if storage_url else RedisServer().start()
+def serve_demo(
+    database,
+    *,
+    workers=4,
+    trusted_proxies="127.0.0.1/32",
+    storage_url=None,
+    extra_env=None,
+    extra_args=(),
+    port=None,
+    redis_port=None,
+):
+    """Run project.wsgi under gunicorn on a free port (or ``port``) with a throwaway Redis
+    (on ``redis_port`` if given), or the counters at ``storage_url`` (a cluster, say);
+    yields (port, master pid, the storage URL).
+
+    ``extra_env`` adds environment variables for the served process, ``extra_args``
+    gunicorn options (a configuration file, say)."""
+    redis_server = None if storage_url else RedisServer(port=redis_port).start()
     storage_url = storage_url or redis_server.url
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "project.settings",
@@ -46,9 +60,10 @@ def serve_demo(database, *, workers=4, trusted_proxies="127.0.0.1/32", storage_u
         "DATABASE_URL": database_url(database),
         "REDIS_URL": storage_url,
         "RATELIMIT_TRUSTED_PROXIES": trusted_proxies,
+        **(extra_env or {}),
     }
     command = [sys.executable, "-m", "gunicorn", "project.wsgi:application"]
-    command += ["--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
+    command += ["--workers", str(workers), "--bind", f"127.0.0.1:{port}", *extra_args]
     gunicorn = subprocess.Popen([*command, "--log-level", "warning"], cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + 30

@@ -14,7 +14,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ratelimit_app import runtime
+from ratelimit_app import events, runtime
 from ratelimit_app.bans.watch import CLIENT_ID, PAIR, BanWatch, Party, counter_key, key_value
 from ratelimit_app.conf import get_config
 from ratelimit_app.counters.algorithms import US
@@ -27,6 +27,8 @@ from ratelimit_app.signals import credential_banned, credential_unbanned
 logger = logging.getLogger("ratelimit_app.bans")
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# A ban's kind in the log and the metrics' labels.
+KIND_NAMES = {"p": "pair", "c": "client_id", "i": "address"}
 
 
 def from_us(value: int) -> datetime.datetime:
@@ -68,14 +70,19 @@ def create_ban(
     # The counter store enforces the ban now; this process's snapshot takes the row in
     # at once, other processes with the revision this save published.
     runtime.get_snapshot_holder().take_in_bans([ban_row(ban)])
-    logger.warning(
-        "Banned %s [%s] for %d s after %d failures.",
-        _who(party),
-        ban.short_fingerprint,
-        watched.rule.cooldown,
-        failures,
+    events.log_event(
+        logger,
+        logging.WARNING,
+        events.BAN_CREATED,
+        f"Banned {_who(party)} [{ban.short_fingerprint}] for {watched.rule.cooldown} s "
+        f"after {failures} failures.",
+        rule=watched.rule.name,
+        kind=KIND_NAMES.get(party.kind, party.kind),
+        party=ban.short_fingerprint,
+        failures=failures,
+        cooldown=watched.rule.cooldown,
     )
-    credential_banned.send(sender=CredentialBan, ban=ban)
+    credential_banned.send(sender=CredentialBan, ban=ban, rule_name=watched.rule.name)
     return ban
 
 
@@ -121,6 +128,16 @@ def lift_bans(
     for ban in lifted:
         if ban.rule_id is not None:  # a deleted rule's pair has no keys left to clear
             clear_party(ban.rule_id, ban.kind, ban.fingerprint)
+        events.log_event(
+            logger,
+            logging.WARNING,
+            events.BAN_LIFTED,
+            f"Ban [{ban.short_fingerprint}] lifted.",
+            rule_id=ban.rule_id or "",
+            kind=KIND_NAMES.get(ban.kind, ban.kind),
+            party=ban.short_fingerprint,
+            by_staff=bool(ban.lifted_by_id),
+        )
         credential_unbanned.send(sender=CredentialBan, ban=ban, user=user)
     return lifted
 

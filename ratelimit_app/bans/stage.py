@@ -11,13 +11,14 @@ restart or flush and is what operators see and lift).
 import logging
 from typing import NamedTuple
 
-from ratelimit_app import runtime
+from ratelimit_app import events, runtime
 from ratelimit_app.bans.rows import clear_party, create_ban, record_extension
 from ratelimit_app.bans.watch import BanWatch, Party, ban_specs, failure_counters, parties
 from ratelimit_app.conf import get_config
 from ratelimit_app.counters.algorithms import BAN, US, Outcome
 from ratelimit_app.counters.base import BackendUnavailable, Decision, key_base, make_decision
 from ratelimit_app.policy import PolicySnapshot
+from ratelimit_app.signals import credential_failure_counted
 
 logger = logging.getLogger("ratelimit_app.bans")
 
@@ -33,9 +34,19 @@ class _Outage:
             return
         self.failing = failing
         if failing:
-            logger.warning("Token failures are not counted: the counter store is unavailable.")
+            events.log_event(
+                logger,
+                logging.WARNING,
+                events.FAILURE_COUNTING_STOPPED,
+                "Token failures are not counted: the counter store is unavailable.",
+            )
         else:
-            logger.warning("Token failures are counted again: the counter store is back.")
+            events.log_event(
+                logger,
+                logging.WARNING,
+                events.FAILURE_COUNTING_RESUMED,
+                "Token failures are counted again: the counter store is back.",
+            )
 
 
 _outage = _Outage()
@@ -153,6 +164,8 @@ def record_outcome(watched: BanWatch, failed: bool) -> None:
 def _record_failure(watched: BanWatch, base: str) -> None:
     counters = failure_counters(watched, base)
     now_us, results = runtime.get_backend().record_failures(counters, now=runtime.now_us())
+    rule = watched.rule
+    credential_failure_counted.send(sender=BanWatch, rule_id=rule.id, rule_name=rule.name)
     # Every ban is a row, the pair's as much as a client_id's or an address's.
     for party, result in zip(parties(watched), results, strict=True):
         if result.banned:

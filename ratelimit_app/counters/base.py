@@ -9,7 +9,16 @@ from ratelimit_app.counters.failures import FailureCounter, FailureResult
 
 
 class BackendUnavailable(Exception):
-    """The counter store could not answer (refused, timed out, or the breaker is open)."""
+    """The counter store could not answer (refused, timed out, or the breaker is open).
+
+    ``kind`` names the failure in a few words fit for a metric label: the client
+    library's exception class (``ConnectionError``, ``TimeoutError``...) or
+    ``breaker_open``; never an address or a key.
+    """
+
+    def __init__(self, message: str, kind: str = "unavailable") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from ratelimit_app import events
 from ratelimit_app.counters.algorithms import LimitSpec
 from ratelimit_app.counters.base import Backend, BackendUnavailable, Decision
 from ratelimit_app.counters.failures import FailureCounter, FailureResult
@@ -13,6 +14,21 @@ from ratelimit_app.signals import counter_backend_failed, counter_backend_recove
 
 logger = logging.getLogger("ratelimit_app.counters")
 T = TypeVar("T")
+
+# Told of every counter-store call: (operation, seconds, the failure or None). Filled
+# from above (ratelimit_app.metrics), so that the counters import no metrics library;
+# while it is empty a call is not even timed.
+CallObserver = Callable[[str, float, BackendUnavailable | None], None]
+call_observers: list[CallObserver] = []
+
+
+def _tell_observers(operation: str, started: float, error: BackendUnavailable | None) -> None:
+    elapsed = time.perf_counter() - started if started else 0.0
+    for observer in call_observers:
+        try:
+            observer(operation, elapsed, error)
+        except Exception:  # an observer never turns a call into a failure
+            logger.debug("A counter-store call observer failed.", exc_info=True)
 
 
 class CircuitBreaker:
@@ -38,14 +54,25 @@ class CircuitBreaker:
 
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``func`` unless the breaker is open; record its success or failure."""
+        observed = bool(call_observers)
         if self.is_open:
-            raise BackendUnavailable("circuit breaker open: not calling the counter store")
+            error = BackendUnavailable(
+                "circuit breaker open: not calling the counter store", kind="breaker_open"
+            )
+            if observed:
+                _tell_observers(func.__name__, 0.0, error)
+            raise error
+        started = time.perf_counter() if observed else 0.0
         try:
             result = func(*args, **kwargs)
         except BackendUnavailable as exc:
             self.record_failure(exc)
+            if observed:
+                _tell_observers(func.__name__, started, exc)
             raise
         self.record_success()
+        if observed:
+            _tell_observers(func.__name__, started, None)
         return result
 
     def record_failure(self, exc: BackendUnavailable) -> None:
@@ -57,12 +84,23 @@ class CircuitBreaker:
             if opens:
                 self.opened_at = self.clock()
         if first:
-            logger.warning("Rate limit counters unavailable: %s", exc)
+            events.log_event(
+                logger,
+                logging.WARNING,
+                events.STORE_FAILING,
+                f"Rate limit counters unavailable: {exc}",
+                kind=exc.kind,
+            )
         if opens:
-            logger.error(
-                "Rate limit counters failed %d times in a row; not calling them for %.1f s.",
-                self.failures,
-                self.cooldown,
+            events.log_event(
+                logger,
+                logging.ERROR,
+                events.STORE_BREAKER_OPEN,
+                f"Rate limit counters failed {self.failures} times in a row; "
+                f"not calling them for {self.cooldown:.1f} s.",
+                kind=exc.kind,
+                failures=self.failures,
+                cooldown=self.cooldown,
             )
         counter_backend_failed.send(sender=CircuitBreaker, error=exc, breaker_open=opens)
 
@@ -72,7 +110,13 @@ class CircuitBreaker:
             return
         with self._lock:
             failures, self.failures, self.opened_at = self.failures, 0, None
-        logger.warning("Rate limit counters are back after %d failed calls.", failures)
+        events.log_event(
+            logger,
+            logging.WARNING,
+            events.STORE_RECOVERED,
+            f"Rate limit counters are back after {failures} failed calls.",
+            failures=failures,
+        )
         counter_backend_recovered.send(sender=CircuitBreaker, failures=failures)
 
 

@@ -79,9 +79,11 @@ def unavailable(exc: Exception) -> BackendUnavailable:
         # request's limits would ever be counted.
         return BackendUnavailable(
             f"Redis answered {type(exc).__name__}: it is a Redis Cluster node; set "
-            "STORAGE_URL to redis+cluster://host:port[,host:port]"
+            "STORAGE_URL to redis+cluster://host:port[,host:port]",
+            kind=type(exc).__name__,
         )
-    return BackendUnavailable(f"Redis did not answer: {type(exc).__name__}")
+    kind = type(exc).__name__
+    return BackendUnavailable(f"Redis did not answer: {kind}", kind=kind)
 
 
 def url_client(url: str, timeout: float) -> redis_lib.Redis:

@@ -7,12 +7,13 @@ ban rules, then the rate-limit headers.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal, overload
 
 from django.http import HttpRequest, HttpResponseBase
 
-from ratelimit_app import identity, responses, runtime
+from ratelimit_app import events, hashing, identity, responses, runtime
 from ratelimit_app.bans import stage as ban_stage
 from ratelimit_app.bans.watch import ban_specs, watch, watching_rule
 from ratelimit_app.conf import get_config
@@ -30,6 +31,11 @@ FED_BACK_ATTRIBUTE = "_ratelimit_fed_back"
 # Unknown group names already logged (bounded: a view may take its name from the URL).
 _REPORTED_UNKNOWN: set[str] = set()
 MAX_REPORTED_UNKNOWN = 256
+# Told of every request decided against its limits (allowed, denied, or the store
+# unavailable), with its Verdict. Filled from above (ratelimit_app.metrics): a plain call,
+# because a Django signal's dispatch costs microseconds on every request. Empty (metrics
+# off), the request path only tests the list.
+verdict_observers: list[Callable[[Verdict], None]] = []
 
 
 @overload
@@ -71,6 +77,8 @@ def check(
         verdict = _resolve(request, group, user, cost, defer_to_drf)
         if verdict is not None:
             setattr(request, VERDICT_ATTRIBUTE, verdict)
+            if verdict_observers and (verdict.decision is not None or verdict.unavailable):
+                _tell_observers(verdict)
     return verdict
 
 
@@ -128,6 +136,14 @@ def _resolve(
     return from_decision(settlement.decision, group, watched)
 
 
+def _tell_observers(verdict: Verdict) -> None:
+    for observer in verdict_observers:
+        try:
+            observer(verdict)
+        except Exception:  # an observer never turns a request into an error
+            logger.debug("A verdict observer failed.", exc_info=True)
+
+
 def _report_unknown_group(name: str) -> None:
     if name in _REPORTED_UNKNOWN or len(_REPORTED_UNKNOWN) >= MAX_REPORTED_UNKNOWN:
         return
@@ -151,6 +167,7 @@ def _decide(
     denials, revision = runtime.get_denials(), snapshot.revision
     local_now = runtime.local_clock()
     decision = denials.lookup(specs, revision, local_now) if denials is not None else None
+    local = decision is not None
     if decision is None:
         try:
             decision = runtime.get_backend().check(specs, cost, now=runtime.now_us())
@@ -164,19 +181,23 @@ def _decide(
                 denials.clear()  # the store lost the counters these records mirror
     if not decision.allowed:
         _report_throttled(request, decision, group)
-    return from_decision(decision, group)
+    return from_decision(decision, group, local=local)
 
 
 def _report_throttled(request: HttpRequest, decision: Decision, group: str | None) -> None:
     binding = decision.binding
-    # The limit's name and numbers only: no key, address, API key or credential.
-    logger.info(
-        "Throttled %s %s: group=%s limit=%s retry_after=%.3fs",
-        request.method,
-        request.path_info[:200],
-        group,
-        binding.spec.name if binding else "",
-        decision.retry_after,
+    # The limit's name and numbers only: no key, address, API key or credential. The
+    # party is a keyed hash of the counter's key: the same client and limit read alike
+    # from line to line, and nothing in it can be turned back into the client.
+    events.log_event(
+        logger,
+        logging.INFO,
+        events.DENIED,
+        f"Throttled {request.method} {request.path_info[:200]}",
+        group=group or "",
+        limit=binding.spec.name if binding else "",
+        retry_after=decision.retry_after,
+        party=hashing.short_hash("log", binding.spec.key) if binding else "",
     )
     request_throttled.send(sender=Verdict, request=request, decision=decision, group=group)
 

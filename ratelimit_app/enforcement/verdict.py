@@ -17,6 +17,7 @@ class Verdict:
     ``decision`` is None when no limit applies or the counter store failed
     (``unavailable``); ``allowed`` already folds in the failure mode. ``watched`` is the
     ban stage's view of a watched token request, for failure counting after the view.
+    ``local`` when this process's record of denials answered, with no store call.
     """
 
     decision: Decision | None
@@ -25,21 +26,24 @@ class Verdict:
     unavailable: bool = False
     retry_after: float = 0.0
     watched: BanWatch | None = None
+    local: bool = False
 
 
 NOT_LIMITED = Verdict(decision=None, group=None)
 
 
 def from_decision(
-    decision: Decision, group: str | None, watched: BanWatch | None = None
+    decision: Decision, group: str | None, watched: BanWatch | None = None, local: bool = False
 ) -> Verdict:
-    """The Verdict of a Decision the counter store (or the ban rows) gave."""
+    """The Verdict of a Decision the counter store (or the ban rows, or with ``local`` the
+    process's record of denials) gave."""
     return Verdict(
         decision=decision,
         group=group,
         allowed=decision.allowed,
         retry_after=decision.retry_after,
         watched=watched,
+        local=local,
     )
 
 

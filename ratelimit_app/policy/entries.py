@@ -68,6 +68,8 @@ class BanRuleEntry:
     # "status" (the middleware counts statuses) or "client_authentication" (the
     # django-oauth-toolkit validator counts failed client authentications).
     counted_by: str = "status"
+    # The rule's name, for the metrics' labels and the log (operators name few rules).
+    name: str = ""
 
     @property
     def counts_statuses(self) -> bool:
@@ -99,6 +101,7 @@ def ban_rule_entry(rule: BanRule) -> BanRuleEntry:
         client_id_threshold=rule.client_id_threshold,
         ip_threshold=rule.ip_threshold,
         counted_by=rule.counted_by,
+        name=rule.name,
     )
 
 

@@ -23,6 +23,7 @@ from ratelimit_app.conf import get_config
 from ratelimit_app.policy import revision
 from ratelimit_app.policy.build import BanRow, apply_ban_rows, build_snapshot, changed_bans
 from ratelimit_app.policy.snapshot import PolicySnapshot
+from ratelimit_app.signals import policy_snapshot_refresh_failed, policy_snapshot_refreshed
 
 logger = logging.getLogger("ratelimit_app")
 
@@ -240,13 +241,14 @@ class SnapshotHolder:
         """Take in what moved since the snapshot: its ban rows only, if nothing else
         changed, else a whole new snapshot, swapped in at once. A database error is never
         raised into a request: the last good snapshot stays (an empty one if none yet)."""
+        started, built = time.perf_counter(), False
         try:
             # A process that never built one holds an empty stand-in: build it first.
             held = None if self.built_at == float("-inf") else self.snapshot
             number, policy_number = revision.read()
             if held is None or self._needs_rebuild(held, number, policy_number):
                 self.snapshot = build_snapshot()
-                self.built_at, self.ban_changes = now, 0
+                self.built_at, self.ban_changes, built = now, 0, True
             elif number != held.revision:
                 rows = changed_bans(held.revision)
                 apply_ban_rows(held, rows)
@@ -262,6 +264,13 @@ class SnapshotHolder:
             self.failed_refreshes, self.retry_at = 0, None
         self.checked_at = now
         self.rebuild_at = None
+        assert self.snapshot is not None
+        policy_snapshot_refreshed.send(
+            sender=SnapshotHolder,
+            revision=self.snapshot.revision,
+            built=built,
+            seconds=time.perf_counter() - started,
+        )
 
     def _needs_rebuild(self, held: PolicySnapshot, number: int, policy_number: int) -> bool:
         # Anything but ban rows changed, the numbers went back (a restored database), or
@@ -273,6 +282,7 @@ class SnapshotHolder:
         )
 
     def _refresh_failed(self, now: float, exc: DatabaseError) -> None:
+        policy_snapshot_refresh_failed.send(sender=SnapshotHolder, error=exc)
         self.failed_refreshes += 1
         wait = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (self.failed_refreshes - 1))
         self.retry_at = now + wait
