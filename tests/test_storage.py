@@ -8,6 +8,7 @@ from redis.crc import key_slot
 from ratelimit_app import hashing, runtime
 from ratelimit_app.bans.watch import counter_key
 from ratelimit_app.checks import check_settings
+from ratelimit_app.conf import get_config
 from ratelimit_app.counters import storage
 from ratelimit_app.counters.base import BackendUnavailable
 from ratelimit_app.enforcement.specs import build_specs
@@ -202,3 +203,25 @@ def test_ten_thousand_parties_spread_over_three_shards_evenly():
         (spec,) = build_specs((LIMIT,), who, {"KEY_PREFIX": "rl"})
         shards[min(2, key_slot(spec.key.encode()) * 3 // 16384)] += 1
     assert max(shards) < 4_000, shards
+
+
+def test_a_backend_with_breakers_of_its_own_is_called_directly_and_still_observed(
+    settings, monkeypatch
+):
+    """The cluster backend keeps a breaker per shard: the process-wide one must not
+    stop every shard for one, yet the metrics still see each call."""
+    from ratelimit_app.counters import breaker as breaker_module
+    from ratelimit_app.counters.breaker import CircuitBreaker, GuardedBackend
+    from ratelimit_app.counters.memory import MemoryBackend
+
+    class SelfGuarded(MemoryBackend):
+        guards_itself = True
+
+    seen = []
+    monkeypatch.setattr(breaker_module, "call_observers", [lambda *call: seen.append(call)])
+    process_wide = CircuitBreaker(threshold=1, cooldown=60)
+    process_wide.record_failure(BackendUnavailable("down"))  # opened: it would refuse
+    guarded = GuardedBackend(SelfGuarded(get_config()), process_wide)
+    (spec,) = build_specs((LIMIT,), WHO, {"KEY_PREFIX": "t"})
+    assert guarded.check([spec]).allowed
+    assert [(operation, error) for operation, _elapsed, error in seen] == [("check", None)]

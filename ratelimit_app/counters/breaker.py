@@ -122,12 +122,21 @@ class CircuitBreaker:
 
 class _Unguarded:
     """For a backend that keeps breakers of its own (one per cluster shard): calls go
-    straight through."""
+    straight through, still timed for the call observers (the metrics)."""
 
     is_open = False
 
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return func(*args, **kwargs)
+        if not call_observers:
+            return func(*args, **kwargs)
+        started = time.perf_counter()
+        try:
+            result = func(*args, **kwargs)
+        except BackendUnavailable as exc:
+            _tell_observers(func.__name__, started, exc)
+            raise
+        _tell_observers(func.__name__, started, None)
+        return result
 
 
 class GuardedBackend:
