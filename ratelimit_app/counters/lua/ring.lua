@@ -8,8 +8,8 @@ local floor = math.floor
 -- bits each, oldest first: 9 to 34 bytes up to a rate of 300,000.
 local WIDTH_BITS, TIME_HIGH, TIME_LOW = 6, 26, 27
 -- Powers of two by table lookup: `^` is a C call, and a ring takes some forty of them.
-local POW = {}
-for i = 0, 40 do POW[i] = 2 ^ i end
+-- A literal, not a loop: the table is made on every call of the script.
+local POW = {[0] = 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576, 2097152, 4194304, 8388608, 16777216, 33554432, 67108864, 134217728, 268435456, 536870912, 1073741824, 2147483648, 4294967296, 8589934592, 17179869184, 34359738368, 68719476736, 137438953472, 274877906944, 549755813888, 1099511627776}
 
 -- `fields[i]` in `widths[i]` bits each, most significant first, as bytes.
 local function pack_bits(fields, widths)
