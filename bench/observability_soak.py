@@ -104,20 +104,13 @@ def run(seconds):
     multiproc = Path("/tmp/ratelimit-obs-soak-metrics")
     shutil.rmtree(multiproc, ignore_errors=True)  # prometheus_client wants it empty
     multiproc.mkdir()
-    env = {
-        "RATELIMIT_METRICS": "1",
-        "RATELIMIT_METRICS_TOKEN": TOKEN,
-        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-    }
-    config = ["-c", "python:project.gunicorn_conf"]
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     attack = seconds / 2
     with serve_demo(
         DATABASE,
         workers=WORKERS,
-        extra_env=env,
-        extra_args=config,
+        metrics=(multiproc, TOKEN),
         port=PORT,
         redis_port=REDIS_PORT,
     ) as (port, _master, _redis):

@@ -39,8 +39,7 @@ def serve_demo(
     workers=4,
     trusted_proxies="127.0.0.1/32",
     storage_url=None,
-    extra_env=None,
-    extra_args=(),
+    metrics=None,
     port=None,
     redis_port=None,
 ):
@@ -48,8 +47,8 @@ def serve_demo(
     (on ``redis_port`` if given), or the counters at ``storage_url`` (a cluster, say);
     yields (port, master pid, the storage URL).
 
-    ``extra_env`` adds environment variables for the served process, ``extra_args``
-    gunicorn options (a configuration file, say)."""
+    ``metrics`` = (multiprocess directory, token) serves Prometheus metrics at /metrics in
+    prometheus_client's multiprocess mode, with the demo's gunicorn configuration."""
     redis_server = None if storage_url else RedisServer(port=redis_port).start()
     storage_url = storage_url or redis_server.url
     port = port or free_port()
@@ -60,8 +59,16 @@ def serve_demo(
         "DATABASE_URL": database_url(database),
         "REDIS_URL": storage_url,
         "RATELIMIT_TRUSTED_PROXIES": trusted_proxies,
-        **(extra_env or {}),
     }
+    extra_args = []
+    if metrics is not None:
+        multiproc_dir, token = metrics
+        env.update(
+            RATELIMIT_METRICS="1",
+            RATELIMIT_METRICS_TOKEN=token,
+            PROMETHEUS_MULTIPROC_DIR=str(multiproc_dir),
+        )
+        extra_args = ["-c", "python:project.gunicorn_conf"]
     command = [sys.executable, "-m", "gunicorn", "project.wsgi:application"]
     command += ["--workers", str(workers), "--bind", f"127.0.0.1:{port}", *extra_args]
     gunicorn = subprocess.Popen([*command, "--log-level", "warning"], cwd=ROOT, env=env)

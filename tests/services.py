@@ -47,6 +47,24 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def server_args(port, *extra):
+    """redis-server's arguments for a throwaway server on a loopback port: nothing kept on
+    disk, replicas synced at once."""
+    return [
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--repl-diskless-sync-delay",
+        "0",
+        *extra,
+    ]
+
+
 class RedisServer:
     """A throwaway redis-server on a free loopback port, for tests that start, stop,
     pause and restart it."""
@@ -67,19 +85,7 @@ class RedisServer:
     def start(self):
         """Start the server and wait until it answers."""
         self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.dir,
-            ],
+            ["redis-server", *server_args(self.port, "--dir", self.dir)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -89,18 +89,11 @@ def metered_key(db):
 def test_allowed_and_denied_rise_by_exactly_n_minus_d_and_d(metered_key, settings):
     multiproc_dir = tempfile.mkdtemp(prefix="ratelimit-metrics-")
     port, redis_port = free_ports(2)
-    env = {
-        "RATELIMIT_METRICS": "1",
-        "RATELIMIT_METRICS_TOKEN": TOKEN,
-        "PROMETHEUS_MULTIPROC_DIR": multiproc_dir,
-    }
-    config = ["-c", "python:project.gunicorn_conf"]
     database = settings.DATABASES["default"]
     with serve_demo(
         database,
         workers=WORKERS,
-        extra_env=env,
-        extra_args=config,
+        metrics=(multiproc_dir, TOKEN),
         port=port,
         redis_port=redis_port,
     ) as (port, _master, _redis):

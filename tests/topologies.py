@@ -20,7 +20,7 @@ from pathlib import Path
 
 import redis
 
-from tests.services import free_port
+from tests.services import free_port, server_args
 
 NODE_TIMEOUT_MS = 2000
 DOWN_AFTER_MS = 1000
@@ -88,22 +88,6 @@ class Processes:
                 process.kill()
         self.processes = {}
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def server_args(port, *extra):
-    return [
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--repl-diskless-sync-delay",
-        "0",
-        *extra,
-    ]
 
 
 class Cluster(Processes):

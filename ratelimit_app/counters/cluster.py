@@ -94,7 +94,9 @@ class RedisClusterBackend(RedisBackend):
 
     @cached_property
     def refund_script(self) -> Any:
-        return self.cluster.register_script(load_script("refund.lua", "ring.lua"))
+        # Any: redis-py 7 types register_script for Redis only (it works on a cluster).
+        cluster: Any = self.cluster
+        return cluster.register_script(load_script("refund.lua", "ring.lua"))
 
     # -- checks ---------------------------------------------------------------------------
 
