@@ -6,8 +6,9 @@ their own, by what changed since a snapshot (``changed_bans``), so that a new ba
 not cost every process a whole rebuild.
 """
 
+import copy
 import gc
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -156,10 +157,12 @@ def _read_groups(snapshot: PolicySnapshot) -> None:
     snapshot.global_groups = tuple(snapshot.global_matchers)
 
 
-def _read_limits(snapshot: PolicySnapshot) -> None:
+def _read_limits(snapshot: PolicySnapshot, tenant_ids: Collection[int] | None = None) -> None:
     # Unordered (sorting a hundred thousand rows in the database cost more than the
     # rest): each owner's limits are put in the model's order, scope then period, here.
     rows = Limit.objects.filter(enabled=True).order_by()
+    if tenant_ids is not None:
+        rows = rows.filter(tier=None, tenant_id__in=tenant_ids)
     fields = ("pk", "group__slug", "scope", "algorithm", "rate", "period", "burst", "shadow")
     tiers: dict[tuple[str, int | None], list[LimitEntry]] = {}
     tenants: dict[int, list[LimitEntry]] = {}
@@ -180,7 +183,7 @@ def _read_limits(snapshot: PolicySnapshot) -> None:
             tenants[tenant_id].append(entry)
         else:
             tenants[tenant_id] = [entry]
-    snapshot.has_user_limits = any(entry and entry.scope == "user" for entry in made.values())
+    snapshot.has_user_limits |= any(entry and entry.scope == "user" for entry in made.values())
     for owner, entries in tiers.items():
         snapshot.tier_limits[owner] = tuple(sorted(entries, key=_model_order))
     # A tenant's overrides by group; tenants whose overrides are equal share one mapping
@@ -209,13 +212,48 @@ def _model_order(entry: LimitEntry) -> tuple[str, int, str]:
     return (entry.scope, entry.period, entry.algorithm)
 
 
-def _read_tenants(snapshot: PolicySnapshot) -> None:
-    tenants = Tenant.objects.order_by().values_list("pk", "slug", "tier_id", "active")
-    for pk, slug, tier_id, active in tenants:
+def _read_tenants(snapshot: PolicySnapshot, tenant_ids: Collection[int] | None = None) -> None:
+    tenants = Tenant.objects.order_by()
+    keys = ApiKey.objects.filter(revoked=False, tenant__active=True).order_by()
+    if tenant_ids is not None:
+        tenants, keys = tenants.filter(pk__in=tenant_ids), keys.filter(tenant_id__in=tenant_ids)
+    for pk, slug, tier_id, active in tenants.values_list("pk", "slug", "tier_id", "active"):
         snapshot.tenants[pk] = TenantEntry(pk, slug, tier_id, active)
         snapshot.tenant_slugs[slug] = pk
-    keys = ApiKey.objects.filter(revoked=False, tenant__active=True).order_by()
     for pk, prefix, hashed, tenant_id in keys.values_list(
         "pk", "prefix", "hashed_secret", "tenant_id"
     ):
         snapshot.api_keys[prefix] = KeyEntry(pk, hashed, tenant_id)
+        held = snapshot.tenant_keys.get(tenant_id, ())
+        snapshot.tenant_keys[tenant_id] = (*held, prefix)
+
+
+def changed_tenants(since: int) -> list[int]:
+    """The tenants whose row, overrides or keys changed after policy revision ``since``."""
+    return list(Tenant.objects.filter(revision__gt=since).values_list("pk", flat=True))
+
+
+def with_tenants_reread(held: PolicySnapshot, tenant_ids: Collection[int]) -> PolicySnapshot:
+    """A copy of ``held`` in which ``tenant_ids`` (their rows, overrides and keys) are read
+    again, and everything else is shared: an edit to one tenant costs that tenant's
+    entries and a copy of a few maps, never a rebuild. Requests holding ``held`` go on
+    with it; the copy's memos start empty."""
+    fresh = copy.copy(held)
+    fresh.tenants, fresh.tenant_slugs = dict(held.tenants), dict(held.tenant_slugs)
+    fresh.api_keys, fresh.tenant_keys = dict(held.api_keys), dict(held.tenant_keys)
+    fresh.tenant_limits = dict(held.tenant_limits)
+    fresh.spec_cache, fresh._limits, fresh.key_lookups = {}, {}, {}
+    for tenant_id in tenant_ids:
+        _forget_tenant(fresh, tenant_id)
+    _read_tenants(fresh, tenant_ids)
+    _read_limits(fresh, tenant_ids)
+    return fresh
+
+
+def _forget_tenant(snapshot: PolicySnapshot, tenant_id: int) -> None:
+    entry = snapshot.tenants.pop(tenant_id, None)
+    if entry is not None and snapshot.tenant_slugs.get(entry.slug) == tenant_id:
+        del snapshot.tenant_slugs[entry.slug]
+    for prefix in snapshot.tenant_keys.pop(tenant_id, ()):
+        snapshot.api_keys.pop(prefix, None)
+    snapshot.tenant_limits.pop(tenant_id, None)

@@ -40,6 +40,7 @@ class PolicySnapshot:
     tenants: dict[int, TenantEntry] = field(default_factory=dict)
     tenant_slugs: dict[str, int] = field(default_factory=dict)
     api_keys: dict[str, KeyEntry] = field(default_factory=dict)  # prefix -> KeyEntry
+    tenant_keys: dict[int, tuple[str, ...]] = field(default_factory=dict)  # -> prefixes
     # Prefixes this snapshot lacks, as read from the database: (read at, entry or None)
     key_lookups: dict[str, tuple[float, KeyEntry | None]] = field(default_factory=dict)
     ban_rules: tuple[BanRuleEntry, ...] = ()
