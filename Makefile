@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extra pip requirement for a matrix leg, e.g. "Django>=6,<7".
 DJANGO_SPEC ?=
 
-.PHONY: demo test test-newest test-reliability test-cluster lint format bench bench-cluster bench-compare bench-snapshot bench-storm bench-metrics clean
+.PHONY: demo test test-newest test-reliability test-cluster lint format bench bench-cluster bench-outside bench-compare bench-snapshot bench-storm bench-metrics clean
 
 $(STAMP): requirements.txt setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,14 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) bench/run.py
 	$(PY) bench/cluster_capacity.py
+	$(PY) bench/outside_harness.py
+
+# Issue 15's overhead targets in the outside harness's set-up: one process, Django's
+# default middleware, GETs from one address, the app by its decorator and limits by its
+# own API, rounds interleaved; a new address's extra cost; Redis time per extra limit.
+bench-outside: $(STAMP)
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) bench/outside_harness.py $(ARGS)
 
 # One Redis against a 3-primary cluster: script CPU per call on each shard, the load's
 # split, and the shards needed for 100,000 and 1,000,000 requests a second.
