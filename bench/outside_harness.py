@@ -259,9 +259,7 @@ def verdicts(result):
     )
     per_limit = result["redis_us_per_extra_limit"]
     met = "met" if per_limit is not None and per_limit <= EXTRA_LIMIT_TARGET_US else "missed"
-    lines.append(
-        f"Redis µs per extra limit: {per_limit}, target <= {EXTRA_LIMIT_TARGET_US}: {met}"
-    )
+    lines.append(f"Redis µs per extra limit: {per_limit}, target <= {EXTRA_LIMIT_TARGET_US}: {met}")
     return lines
 
 
