@@ -15,6 +15,7 @@ from ratelimit_app.console import (
     effective_limits_table,
     when,
 )
+from ratelimit_app.guard_rails import ConfirmLooseningEdits
 from ratelimit_app.models import (
     ApiKey,
     BanRule,
@@ -102,7 +103,7 @@ def _issued_page(request, response):
 
 
 @admin.register(Tier)
-class TierAdmin(AuditedAdmin, SecretLookupsRefused, admin.ModelAdmin):
+class TierAdmin(AuditedAdmin, ConfirmLooseningEdits, SecretLookupsRefused, admin.ModelAdmin):
     list_display = ("name", "is_default", "tenant_count", "description")
     readonly_fields = ("effective_limits",)
     inlines = [TierLimitInline]
@@ -120,7 +121,7 @@ class TierAdmin(AuditedAdmin, SecretLookupsRefused, admin.ModelAdmin):
 
 
 @admin.register(Tenant)
-class TenantAdmin(AuditedAdmin, SecretLookupsRefused, admin.ModelAdmin):
+class TenantAdmin(AuditedAdmin, ConfirmLooseningEdits, SecretLookupsRefused, admin.ModelAdmin):
     list_display = ("name", "slug", "tier", "active", "created_at")
     list_filter = ("tier", "active")
     search_fields = ("name", "slug")
@@ -152,7 +153,9 @@ class TenantAdmin(AuditedAdmin, SecretLookupsRefused, admin.ModelAdmin):
 
 
 @admin.register(EndpointGroup)
-class EndpointGroupAdmin(AuditedAdmin, SecretLookupsRefused, admin.ModelAdmin):
+class EndpointGroupAdmin(
+    AuditedAdmin, ConfirmLooseningEdits, SecretLookupsRefused, admin.ModelAdmin
+):
     list_display = ("slug", "name", "applies_to_all", "patterns")
     search_fields = ("slug", "name", "path_patterns")
 
@@ -191,7 +194,9 @@ class EndpointGroupAdmin(AuditedAdmin, SecretLookupsRefused, admin.ModelAdmin):
 
 
 @admin.register(Limit)
-class LimitAdmin(AuditedAdmin, LimitFields, SecretLookupsRefused, admin.ModelAdmin):
+class LimitAdmin(
+    AuditedAdmin, ConfirmLooseningEdits, LimitFields, SecretLookupsRefused, admin.ModelAdmin
+):
     # Fits 1,400 px: the owner, the group, and the limit as an operator says it.
     list_display = ("owner", "group", "in_words", "enabled", "shadow")
     list_filter = (
@@ -216,7 +221,7 @@ class LimitAdmin(AuditedAdmin, LimitFields, SecretLookupsRefused, admin.ModelAdm
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(AuditedAdmin, SecretLookupsRefused, admin.ModelAdmin):
+class ApiKeyAdmin(AuditedAdmin, ConfirmLooseningEdits, SecretLookupsRefused, admin.ModelAdmin):
     list_display = ("name", "prefix", "tenant", "created_at", "status")
     list_filter = ("revoked", "tenant")
     search_fields = ("name", "prefix", "tenant__name")

@@ -47,6 +47,9 @@ KEYED_PREFIX = "keyed:"
 IGNORED = frozenset({"revision"})
 
 _user: contextvars.ContextVar[Any] = contextvars.ContextVar("ratelimit_audit_user", default=None)
+_collected: contextvars.ContextVar[list[PolicyEdit] | None] = contextvars.ContextVar(
+    "ratelimit_audit_collected", default=None
+)
 _reverting: contextvars.ContextVar[PolicyEdit | None] = contextvars.ContextVar(
     "ratelimit_audit_reverting", default=None
 )
@@ -64,6 +67,17 @@ def acting_as(user: Any) -> Iterator[None]:
         yield
     finally:
         _user.reset(token)
+
+
+@contextlib.contextmanager
+def collecting() -> Iterator[list[PolicyEdit]]:
+    """The edits recorded inside the block, in order (the guard rails read them)."""
+    edits: list[PolicyEdit] = []
+    token = _collected.set(edits)
+    try:
+        yield edits
+    finally:
+        _collected.reset(token)
 
 
 def record(
@@ -84,7 +98,7 @@ def record(
     """
     if user is None:
         user = _user.get()
-    return PolicyEdit.objects.create(
+    edit = PolicyEdit.objects.create(
         user=user if getattr(user, "is_authenticated", False) else None,
         action=action,
         object_type=object_type,
@@ -96,6 +110,10 @@ def record(
         summary=summary[:200],
         reverts=_reverting.get(),
     )
+    collected = _collected.get()
+    if collected is not None:
+        collected.append(edit)
+    return edit
 
 
 def field_values(instance: models.Model) -> dict[str, Any]:

@@ -45,9 +45,14 @@ def last_edit(**filters):
 
 
 def changelist_post(client, model, action, *pks):
+    """Run an admin action, confirmed where the guard rails ask (test_guard_rails.py)."""
     return client.post(
         reverse(f"admin:ratelimit_app_{model}_changelist"),
-        {"action": action, "_selected_action": [str(pk) for pk in pks]},
+        {
+            "action": action,
+            "_selected_action": [str(pk) for pk in pks],
+            "_ratelimit_confirmed": "1",
+        },
     )
 
 
@@ -63,6 +68,7 @@ def test_a_limit_edited_in_the_admin_is_recorded_with_user_revision_and_values(o
         "period": "60",
         "burst": "10",
         "enabled": "on",
+        "_ratelimit_confirmed": "1",  # a looser limit: confirmed (test_guard_rails.py)
     }
     assert operator.post(url, form).status_code == 302
     edit = last_edit(object_type="limit")

@@ -190,7 +190,8 @@ def _read_tenants(snapshot: PolicySnapshot) -> None:
     for pk, slug, tier_id, active in tenants:
         snapshot.tenants[pk] = TenantEntry(pk, slug, tier_id, active)
         snapshot.tenant_slugs[slug] = pk
-    keys = ApiKey.objects.filter(revoked=False, tenant__active=True).order_by()
+    # An inactive tenant's keys too: its requests are known, and refused (pipeline).
+    keys = ApiKey.objects.filter(revoked=False).order_by()
     for pk, prefix, hashed, tenant_id in keys.values_list(
         "pk", "prefix", "hashed_secret", "tenant_id"
     ):
