@@ -54,8 +54,19 @@ def changes_table(edit):
     )
 
 
+def changes_in_a_line(edit):
+    """The list's column: "burst: 20 → 50" for a change, a count for a whole row."""
+    old, new = edit.old or {}, edit.new or {}
+    if edit.action in ("created", "deleted"):
+        return f"{len(old or new)} fields (open the edit to see them)"
+    fields = sorted(set(old) | set(new))
+    if not fields:
+        return edit.summary or "-"
+    return "; ".join(f"{f}: {shown(old.get(f))} → {shown(new.get(f))}" for f in fields)
+
+
 class PolicyEditAdmin(admin.ModelAdmin):
-    list_display = ("when", "who", "what", "object_type", "object_repr", "changes", "revision")
+    list_display = ("when", "who", "what", "object_type", "object_repr", "in_short", "revision")
     list_filter = (
         "object_type",
         "action",
@@ -102,6 +113,10 @@ class PolicyEditAdmin(admin.ModelAdmin):
     @admin.display(description="before → after")
     def changes(self, obj):
         return changes_table(obj)
+
+    @admin.display(description="before → after")
+    def in_short(self, obj):
+        return changes_in_a_line(obj)
 
     def get_urls(self):
         revert_view = self.admin_site.admin_view(self.revert_view)

@@ -7,11 +7,13 @@ docs/admin/<name>.png, shown in docs/admin.md.
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.urls import reverse
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from project.demo.setup import DEMO_KEYS
 from ratelimit_app.models import CredentialBan, Limit, Tenant, Tier
 from tests.browser_support import WIDTH, screenshot, start_chromium
 from tests.http_support import HttpClient
@@ -158,3 +160,61 @@ def test_the_limits_list_fits_a_500_px_window(console):
     assert console.find("#result_list").is_displayed()
     assert len(console.find_all("#result_list tbody tr")) == Limit.objects.count()
     screenshot(console.driver, "limits-500px")
+
+
+def free_admin_limit():
+    return Limit.objects.get(tier__name="free", group__slug="admin", period=60, enabled=True)
+
+
+def set_field(console, css, value):
+    field = console.find(css)
+    field.clear()
+    field.send_keys(value)
+
+
+def test_an_operator_reverts_an_edit_and_requests_see_the_old_limit_again(console, live_server):
+    http = HttpClient(live_server.url)
+    key = {"Authorization": f"Bearer {DEMO_KEYS['free'][1]}"}
+    assert http.get("/acp/admin/ping", **key).header("X-RateLimit-Limit") == "50"
+    limit = free_admin_limit()
+    console.log_in()
+    console.open("admin:ratelimit_app_limit_change", limit.pk)
+    set_field(console, "#id_burst", "20")  # tighter: saved without a confirmation
+    console.submit()
+    assert http.get("/acp/admin/ping", **key).header("X-RateLimit-Limit") == "20"
+    console.open("admin:ratelimit_app_policyedit_changelist", query="?object_type=limit")
+    console.find("#result_list tbody tr th a").click()
+    console.wait_for("#revert-edit")
+    assert "20" in console.text(".ratelimit-audit-changes")
+    console.submit("#revert-edit")
+    assert any(m.startswith("Reverted #") for m in console.messages()), console.messages()
+    limit.refresh_from_db()
+    assert limit.burst == 50
+    assert http.get("/acp/admin/ping", **key).header("X-RateLimit-Limit") == "50"
+    http.close()
+    operator = User.objects.get(username=USER)
+    console.open(
+        "admin:ratelimit_app_policyedit_changelist", query=f"?user__id__exact={operator.pk}"
+    )
+    rows = console.text("#result_list")
+    assert "revert of #" in rows and "burst: 20 → 50" in rows and "burst: 50 → 20" in rows
+    screenshot(console.driver, "policy-edits")
+
+
+def test_loosening_a_limit_asks_for_a_confirmation_that_says_what_changes(console):
+    limit = free_admin_limit()
+    console.log_in()
+    console.open("admin:ratelimit_app_limit_change", limit.pk)
+    set_field(console, "#id_rate", "3000")
+    console.submit()
+    tenants = Tenant.objects.filter(tier__name="free").count()
+    assert console.text("h1") == "Confirm this change"
+    assert console.text("ul.ratelimit-risks") == (
+        "free tier, Admin: 300/min · burst 50 · per tenant → 3000/min · burst 50 · per tenant "
+        f"for {tenants} tenant and every request with no tenant"
+    )
+    assert free_admin_limit().rate == 300  # nothing saved yet
+    screenshot(console.driver, "confirm-loosening")
+    console.submit("#confirm-edit")
+    assert any("was changed successfully" in m for m in console.messages())
+    assert free_admin_limit().rate == 3000
