@@ -203,9 +203,12 @@ def test_revoking_a_key_is_confirmed(operator):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_inactive_tenants_keys_are_refused_with_403_until_it_is_active_again(client, demo_data):
+def test_an_inactive_tenants_keys_are_refused_with_403_until_it_is_active_again(
+    client, demo_data, clock
+):
     """What active = False means (README): every request with the tenant's API keys is
-    refused with 403, on plain Django views and DRF views alike, and is not counted."""
+    refused with 403, on plain Django views and DRF views alike, and is not counted.
+    The clock stands still (``clock``): no GCRA refill between the counted requests."""
     from ratelimit_app.models import Tenant
 
     key = {"HTTP_AUTHORIZATION": f"Bearer {demo_data['free']}"}
