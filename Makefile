@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extra pip requirement for a matrix leg, e.g. "Django>=6,<7".
 DJANGO_SPEC ?=
 
-.PHONY: demo test test-newest test-reliability test-cluster lint format bench bench-cluster bench-outside bench-compare bench-snapshot bench-storm bench-metrics clean
+.PHONY: demo test test-newest test-reliability test-cluster test-browser lint format bench bench-cluster bench-outside bench-compare bench-snapshot bench-storm bench-metrics clean
 
 $(STAMP): requirements.txt setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,24 @@ $(VALKEY_SERVER): $(STAMP)
 
 test-cluster: $(STAMP) $(VALKEY_SERVER)
 	VALKEY_SERVER=$(abspath $(VALKEY_SERVER)) $(PY) tests/run_suites.py --cluster
+
+# The admin in headless Chromium (tests/test_browser.py) against a live server on
+# PostgreSQL and Redis; screenshots land in docs/admin/. Debian's chromium and its
+# chromedriver are installed with apt-get when missing; Selenium (PyPI) drives them by
+# path, with Selenium Manager offline: nothing else is downloaded. The live server and
+# chromedriver listen on BROWSER_PORT and the port after it.
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+BROWSER_PORT ?= 18200
+
+test-browser: $(STAMP)
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
+		echo "Installing Debian's chromium and chromium-driver."; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver \
+		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }; \
+	fi
+	SE_OFFLINE=1 CHROMEDRIVER_PORT=$$(($(BROWSER_PORT) + 1)) \
+		$(PY) tests/run_suites.py --browser --liveserver 127.0.0.1:$(BROWSER_PORT)
 
 # The newest Django on the newest Python 3.12+ found on this machine.
 test-newest:

@@ -148,7 +148,8 @@ def resolve_tenant(
     config: dict[str, Any],
     key_entry: KeyEntry | None,
 ) -> TenantEntry | None:
-    """The request's tenant: its API key's, else the one TENANT_RESOLVER names for it."""
+    """The request's tenant: its API key's, else the one TENANT_RESOLVER names for it;
+    an inactive tenant too (the pipeline refuses its requests)."""
     tenant_id = key_entry.tenant_id if key_entry else None
     if tenant_id is None and config["TENANT_RESOLVER"] and user is not None:
         resolved = import_string(config["TENANT_RESOLVER"])(request, user)
@@ -157,7 +158,7 @@ def resolve_tenant(
         elif resolved is not None:
             tenant_id = getattr(resolved, "pk", resolved)
     tenant = snapshot.tenants.get(tenant_id) if tenant_id is not None else None
-    return tenant if tenant is not None and tenant.active else None
+    return tenant
 
 
 def identify(

@@ -214,7 +214,8 @@ def _model_order(entry: LimitEntry) -> tuple[str, int, str]:
 
 def _read_tenants(snapshot: PolicySnapshot, tenant_ids: Collection[int] | None = None) -> None:
     tenants = Tenant.objects.order_by()
-    keys = ApiKey.objects.filter(revoked=False, tenant__active=True).order_by()
+    # An inactive tenant's keys too: its requests are known, and refused (pipeline).
+    keys = ApiKey.objects.filter(revoked=False).order_by()
     if tenant_ids is not None:
         tenants, keys = tenants.filter(pk__in=tenant_ids), keys.filter(tenant_id__in=tenant_ids)
     for pk, slug, tier_id, active in tenants.values_list("pk", "slug", "tier_id", "active"):

@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("ratelimit_app", "0007_burst_help"),
+        ("ratelimit_app", "0008_policy_edit"),
     ]
 
     operations = [
