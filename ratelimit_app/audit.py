@@ -20,7 +20,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, models, transaction
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 from ratelimit_app import hashing
 from ratelimit_app.models import (
@@ -187,12 +187,19 @@ def _ban_saved(ban: Any, created: bool, update_fields: Any) -> None:
     )
 
 
+def _before_delete(sender: type, instance: models.Model, **kwargs: Any) -> None:
+    # Named now: a row deleted with its owner (a tenant's overrides) is named after its
+    # owner, which is gone by the time Django sends the deletions' post_delete signals.
+    instance._audit_repr = str(instance)  # type: ignore[attr-defined]
+
+
 def _after_delete(sender: type, instance: models.Model, **kwargs: Any) -> None:
+    shown = getattr(instance, "_audit_repr", None)
     record(
         sender._meta.model_name,
         EditAction.DELETED,
         object_id=instance.pk,
-        object_repr=str(instance),
+        object_repr=shown if shown is not None else f"{sender._meta.verbose_name} {instance.pk}",
         old=field_values(instance),
     )
 
@@ -200,6 +207,9 @@ def _after_delete(sender: type, instance: models.Model, **kwargs: Any) -> None:
 for _name, _model in AUDITED.items():
     pre_save.connect(_before_save, sender=_model, dispatch_uid=f"ratelimit_audit_pre_{_name}")
     post_save.connect(_after_save, sender=_model, dispatch_uid=f"ratelimit_audit_save_{_name}")
+    pre_delete.connect(
+        _before_delete, sender=_model, dispatch_uid=f"ratelimit_audit_pre_del_{_name}"
+    )
     post_delete.connect(_after_delete, sender=_model, dispatch_uid=f"ratelimit_audit_del_{_name}")
 
 

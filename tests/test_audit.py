@@ -116,6 +116,21 @@ def test_creations_and_deletions_record_every_field():
     }
 
 
+def test_a_tenant_deleted_with_its_overrides_records_each_under_its_owners_name():
+    # Django sends the deletions' post_delete signals once every row is gone: naming an
+    # override then (after its tenant) raised DoesNotExist, so deleting a tenant with
+    # overrides failed.
+    tenant = TenantFactory(slug="acme", name="Acme")
+    group = EndpointGroupFactory(slug="orders")
+    override = LimitFactory(group=group, tier=None, tenant=tenant, rate=7, burst=None)
+    override_pk = override.pk
+    tenant.delete()
+    deleted = last_edit(object_type="limit")
+    assert (deleted.action, deleted.object_id) == ("deleted", str(override_pk))
+    assert "Acme" in deleted.object_repr and deleted.old["rate"] == 7
+    assert last_edit(object_type="tenant").action == "deleted"
+
+
 def test_groups_and_ban_rules_are_recorded():
     group = EndpointGroupFactory(slug="search")
     group.path_patterns = "/v1/search/*"
