@@ -14,6 +14,7 @@ from ratelimit_app.console import (
     effective_limits_table,
     when,
 )
+from ratelimit_app.console_views import reset_api_key_counters, reset_tenant_counters
 from ratelimit_app.models import (
     ApiKey,
     BanRule,
@@ -125,6 +126,7 @@ class TenantAdmin(SecretLookupsRefused, admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("effective_limits",)
     inlines = [TenantOverrideInline, ApiKeyInline]
+    actions = [reset_tenant_counters]
 
     @admin.display(description="limits that apply, per group")
     def effective_limits(self, obj):
@@ -220,7 +222,7 @@ class ApiKeyAdmin(SecretLookupsRefused, admin.ModelAdmin):
     search_fields = ("name", "prefix", "tenant__name")
     fields = ("tenant", "name", "prefix", "created_at", "revoked")
     readonly_fields = ("prefix", "created_at")
-    actions = ["revoke_selected"]
+    actions = ["revoke_selected", reset_api_key_counters]
 
     @admin.display(description="status", ordering="revoked")
     def status(self, obj):
