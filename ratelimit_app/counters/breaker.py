@@ -154,6 +154,10 @@ class GuardedBackend:
         """See Backend.check; raises BackendUnavailable at once while the breaker is open."""
         return self.breaker.call(self.backend.check, specs, cost, now)
 
+    def peek(self, specs: Sequence[LimitSpec], now: int | None = None) -> Decision:
+        """See Backend.peek."""
+        return self.breaker.call(self.backend.peek, specs, now)
+
     def record_failures(
         self, counters: Sequence[FailureCounter], now: int | None = None
     ) -> tuple[int, list[FailureResult]]:

@@ -40,6 +40,14 @@ class MemoryBackend(Backend):
                 self._put(spec.key, outcome.state, now + outcome.ttl_us)
         return make_decision(specs, outcomes, charged, now, cost)
 
+    def peek(self, specs: Sequence[LimitSpec], now: int | None = None) -> Decision:
+        validate_specs(specs, 1)
+        now = int(self.clock() * US) if now is None else now
+        with self._lock:
+            states = [self._peek_state(spec.key, now) for spec in specs]
+        outcomes, charged = evaluate(specs, states, now, 1)
+        return make_decision(specs, outcomes, charged, now, 1)
+
     def record_failures(
         self, counters: Sequence[FailureCounter], now: int | None = None
     ) -> tuple[int, list[FailureResult]]:
@@ -64,6 +72,10 @@ class MemoryBackend(Backend):
         with self._lock:
             for key in keys:
                 self._store.pop(key, None)
+
+    def _peek_state(self, key: str, now: int) -> State | None:
+        entry = self._store.get(key)  # read only: expired entries are left to _get
+        return entry[0] if entry is not None and entry[1] > now else None
 
     def _get(self, key: str, now: int) -> State | None:
         entry = self._store.get(key)

@@ -153,6 +153,14 @@ def decision_from_reply(specs: Sequence[LimitSpec], reply: list[int], cost: int)
     return Decision(specs, reply[3:], reply[1] == 1, reply[0], cost, reply[2])
 
 
+def peek_args(specs: Sequence[LimitSpec], now: int | None) -> list[int | str]:
+    """The peek script's arguments: check.lua's for a cost-1 request, no revision key."""
+    args: list[int | str] = ["" if now is None else str(int(now)), 1, "0"]
+    for spec in specs:
+        args += limit_args(spec)
+    return args
+
+
 class RedisBackend(Backend):
     """Redis counters on one server: a ``redis://``, ``rediss://`` or ``unix://``
     STORAGE_URL, else the connection settings of a django-redis cache alias."""
@@ -190,6 +198,22 @@ class RedisBackend(Backend):
         except REDIS_ERRORS as exc:
             raise unavailable(exc) from exc
         return decision_from_reply(specs, reply, cost)
+
+    @cached_property
+    def peek_script(self) -> Any:
+        # check.lua behind peek.lua's guard: the same figures, no write.
+        folder = resources.files("ratelimit_app.counters").joinpath("lua")
+        text = folder.joinpath("peek.lua").read_text() + load_script("check.lua", "ring.lua")
+        return self.client.register_script(text)
+
+    def peek(self, specs: Sequence[LimitSpec], now: int | None = None) -> Decision:
+        """See Backend.peek: one read-only script call (not on the hot path's channel)."""
+        validate_specs(specs, 1)
+        try:
+            reply = self.peek_script(keys=[spec.key for spec in specs], args=peek_args(specs, now))
+        except REDIS_ERRORS as exc:
+            raise unavailable(exc) from exc
+        return decision_from_reply(specs, reply, 1)
 
     @cached_property
     def revision_script(self) -> Any:
