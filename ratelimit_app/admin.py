@@ -6,7 +6,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from ratelimit_app import hashing
+from ratelimit_app import console_views, hashing
 from ratelimit_app.bans import rows as ban_rows
 from ratelimit_app.console import (
     LimitFields,
@@ -127,6 +127,9 @@ class TenantAdmin(SecretLookupsRefused, admin.ModelAdmin):
     readonly_fields = ("effective_limits",)
     inlines = [TenantOverrideInline, ApiKeyInline]
     actions = [reset_tenant_counters]
+
+    def get_urls(self):
+        return console_views.tenant_urls(self) + super().get_urls()
 
     @admin.display(description="limits that apply, per group")
     def effective_limits(self, obj):
