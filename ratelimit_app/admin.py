@@ -26,6 +26,10 @@ from ratelimit_app.models import (
 )
 from ratelimit_app.named_groups import named_groups
 
+# The index shows the console's dashboard above the models (unless the project has an
+# index template of its own).
+admin.site.index_template = admin.site.index_template or "ratelimit_app/admin/index.html"
+
 LIMIT_FIELDS = ("group", "scope", "algorithm", "rate", "period", "burst", "enabled", "shadow")
 # Fields derived from secrets: no lookup may filter on them (a filter such as
 # ?hashed_secret__startswith=0 would read them character by character).

@@ -7,7 +7,9 @@ class RatelimitAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from ratelimit_app import checks, metrics, runtime  # noqa: F401  (registers checks, receivers)
+        from ratelimit_app import activity, checks, metrics, runtime  # noqa: F401  (registers checks, receivers)
 
         # Off by default: then no metrics receiver is connected at all.
         metrics.sync()
+        # The console's record of recent traffic (batched off the request path).
+        activity.connect()

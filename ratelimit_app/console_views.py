@@ -1,13 +1,15 @@
 """The operators' console pages and actions beyond the model forms: resetting a party's
-counters, the preview of a request. Hooked into admin.py."""
+counters, the preview of a request, the index dashboard. Hooked into admin.py."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 
-from ratelimit_app.models import EndpointGroup, Tenant
+from ratelimit_app import activity, runtime
+from ratelimit_app.counters.base import BackendUnavailable
+from ratelimit_app.models import CredentialBan, EndpointGroup, Tenant
 from ratelimit_app.preview import preview
 from ratelimit_app.reset import StoreUnavailable, reset_party
 
@@ -103,3 +105,51 @@ def tenant_urls(model_admin):
     """The console's pages under the Tenant admin's URLs (hooked in its get_urls)."""
     wrap = model_admin.admin_site.admin_view
     return [path("preview/", wrap(preview_view(model_admin)), name="ratelimit_app_preview")]
+
+
+DASHBOARD_MINUTES = 5
+
+
+def dashboard(request):
+    """What the admin index shows above the models: active bans, clients throttled and
+    shadow-limit hits in the last DASHBOARD_MINUTES, and the counter store's health."""
+    if not request.user.has_module_perms("ratelimit_app"):
+        return {"shown": False}
+    shown = {
+        "shown": True,
+        "minutes": DASHBOARD_MINUTES,
+        "active_bans": CredentialBan.objects.active().count(),
+        "bans_url": reverse("admin:ratelimit_app_credentialban_changelist") + "?status=active",
+        "preview_url": reverse("admin:ratelimit_app_preview"),
+        "breaker": breaker_state(),
+    }
+    try:
+        recent = activity.recent(DASHBOARD_MINUTES)
+    except BackendUnavailable as exc:
+        shown["store"] = f"not answering ({exc.kind})"
+        return shown
+    shown["store"] = "answering"
+    if recent is not None:
+        per_group = sorted(((g, len(p)) for g, p in recent.throttled.items()), key=_busiest)
+        shown["throttled"] = sum(count for _group, count in per_group)
+        shown["throttled_groups"] = per_group[:10]
+        shadow = sorted(
+            ((f"{g} · {limit}", n) for (g, limit), n in recent.shadow.items()), key=_busiest
+        )
+        shown["shadow_hits"] = sum(count for _name, count in shadow)
+        shown["shadow_limits"] = shadow[:10]
+    return shown
+
+
+def _busiest(item):
+    return (-item[1], item[0])
+
+
+def breaker_state():
+    """This process's circuit breaker(s) in words: closed, or open (and for how long)."""
+    guarded = runtime.get_backend()
+    shards = getattr(guarded.backend, "_breakers", None)
+    if shards is not None:  # a cluster: a breaker per shard
+        opened = sorted(name for name, breaker in shards.items() if breaker.is_open)
+        return f"open for {len(opened)} shard(s)" if opened else "closed (every shard)"
+    return "open: requests skip the store" if guarded.breaker.is_open else "closed"

@@ -169,6 +169,22 @@ class TestBackendContract:
         # The ban still ends when it did: the peek wrote no extension.
         assert backend.check([LimitSpec(ban_key, BAN, 1, 60)], now=T0 + 61 * US).allowed
 
+    def test_recent_activity_is_kept_for_its_window_and_bounded(self, backend, monkeypatch):
+        from ratelimit_app.counters import activity
+
+        monkeypatch.setattr(activity, "MAX_THROTTLED", 3)
+        now = 1_800_000_000.0
+        throttled = [("api", f"party{i}", now - 10 * i) for i in range(5)]
+        backend.write_activity(throttled, [("api", "api-ip-60s", 2)], now)
+        backend.write_activity([("web", "old", now - 20 * 60)], [("api", "api-ip-60s", 3)], now)
+        recent = backend.read_activity(now - 300, now)
+        # The three most recent parties; the one older than the window is gone.
+        assert recent.throttled == {"api": {"party0": now, "party1": now - 10, "party2": now - 20}}
+        assert recent.shadow == {("api", "api-ip-60s"): 5}
+        assert backend.read_activity(now - 15, now).throttled == {
+            "api": {"party0": now, "party1": now - 10}
+        }
+
 
 def _figures(decision):
     return (

@@ -168,6 +168,17 @@ class GuardedBackend:
         """See Backend.clear."""
         return self.breaker.call(self.backend.clear, keys)
 
+    def write_activity(self, *args: Any) -> None:
+        """See MemoryBackend.write_activity (a backend without it records nothing)."""
+        if hasattr(self.backend, "write_activity"):
+            self.breaker.call(self.backend.write_activity, *args)
+
+    def read_activity(self, since: float, now: float) -> Any:
+        """See MemoryBackend.read_activity (None from a backend that keeps none)."""
+        if not hasattr(self.backend, "read_activity"):
+            return None
+        return self.breaker.call(self.backend.read_activity, since, now)
+
     def publish_revision(self, number: int, only_if_missing: bool = False) -> None:
         """See Backend.publish_revision."""
         return self.breaker.call(self.backend.publish_revision, number, only_if_missing)

@@ -6,7 +6,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ratelimit_app.counters import failures
+from ratelimit_app.counters import activity, failures
 from ratelimit_app.counters.algorithms import US, LimitSpec, State, evaluate, writes
 from ratelimit_app.counters.base import Backend, Decision, make_decision, validate_specs
 from ratelimit_app.counters.failures import FailureCounter, FailureResult
@@ -25,6 +25,7 @@ class MemoryBackend(Backend):
         self.clock = clock
         self._lock = threading.Lock()
         self._store: OrderedDict[str, tuple[State, int]] = OrderedDict()  # (state, expiry µs)
+        self._activity = activity.ProcessActivity()
 
     def __len__(self) -> int:
         return len(self._store)
@@ -67,6 +68,19 @@ class MemoryBackend(Backend):
                     self._put(counter.ban_key, ban_state, ban_state[1])
                 results.append(result)
         return now, results
+
+    def write_activity(
+        self,
+        throttled: Sequence[activity.Throttled],
+        shadow: Sequence[activity.ShadowHits],
+        now: float,
+    ) -> None:
+        """Record a batch of recent traffic for the console (see counters.activity)."""
+        self._activity.write(throttled, shadow, now)
+
+    def read_activity(self, since: float, now: float) -> activity.Activity:
+        """The console's record of traffic since ``since`` (epoch seconds)."""
+        return self._activity.read(since, now)
 
     def clear(self, keys: Sequence[str]) -> None:
         with self._lock:

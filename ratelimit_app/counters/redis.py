@@ -7,6 +7,7 @@ from typing import Any
 
 import redis as redis_lib
 
+from ratelimit_app.counters import activity
 from ratelimit_app.counters.algorithms import (
     BAN,
     FIXED_WINDOW,
@@ -259,6 +260,25 @@ class RedisBackend(Backend):
             for i in range(len(counters))
         ]
         return int(reply[0]), results
+
+    def write_activity(
+        self,
+        throttled: Sequence[activity.Throttled],
+        shadow: Sequence[activity.ShadowHits],
+        now: float,
+    ) -> None:
+        """Record a batch of recent traffic for the console: one pipelined round trip."""
+        try:
+            activity.write_to_redis(self.client, key_base(self.config), throttled, shadow, now)
+        except REDIS_ERRORS as exc:
+            raise unavailable(exc) from exc
+
+    def read_activity(self, since: float, now: float) -> activity.Activity:
+        """The console's record of traffic since ``since`` (epoch seconds)."""
+        try:
+            return activity.read_from_redis(self.client, key_base(self.config), since, now)
+        except REDIS_ERRORS as exc:
+            raise unavailable(exc) from exc
 
     def clear(self, keys: Sequence[str]) -> None:
         if keys:
