@@ -173,17 +173,30 @@ class TestBackendContract:
         from ratelimit_app.counters import activity
 
         monkeypatch.setattr(activity, "MAX_THROTTLED", 3)
+        monkeypatch.setattr(activity, "MAX_CONSUMERS", 2)
         now = 1_800_000_000.0
-        throttled = [("api", f"party{i}", now - 10 * i) for i in range(5)]
-        backend.write_activity(throttled, [("api", "api-ip-60s", 2)], now)
-        backend.write_activity([("web", "old", now - 20 * 60)], [("api", "api-ip-60s", 3)], now)
+        first = activity.Batch(
+            throttled=[("api", f"party{i}", now - 10 * i) for i in range(5)],
+            shadow=[("api", "api-ip-60s", 2)],
+            used=[("api", "a", 16), ("api", "b", 32), ("api", "c", 48)],
+            seen=[("key1", now - 5)],
+        )
+        backend.write_activity(first, now)
+        second = activity.Batch(
+            throttled=[("web", "old", now - 20 * 60)],
+            shadow=[("api", "api-ip-60s", 3)],
+            seen=[("key1", now), ("key2", now - 1)],
+        )
+        backend.write_activity(second, now)
         recent = backend.read_activity(now - 300, now)
         # The three most recent parties; the one older than the window is gone.
         assert recent.throttled == {"api": {"party0": now, "party1": now - 10, "party2": now - 20}}
         assert recent.shadow == {("api", "api-ip-60s"): 5}
+        assert recent.used == {"api": {"b": 32, "c": 48}}  # the two busiest of the minute
         assert backend.read_activity(now - 15, now).throttled == {
             "api": {"party0": now, "party1": now - 10}
         }
+        assert backend.last_seen(["key1", "key2", "key3"]) == {"key1": now, "key2": now - 1}
 
 
 def _figures(decision):

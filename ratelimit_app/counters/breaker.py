@@ -179,6 +179,13 @@ class GuardedBackend:
             return None
         return self.breaker.call(self.backend.read_activity, since, now)
 
+    def last_seen(self, parties: Sequence[str]) -> dict[str, float]:
+        """See MemoryBackend.last_seen (nothing from a backend that keeps none)."""
+        if not hasattr(self.backend, "last_seen"):
+            return {}
+        result: dict[str, float] = self.breaker.call(self.backend.last_seen, parties)
+        return result
+
     def publish_revision(self, number: int, only_if_missing: bool = False) -> None:
         """See Backend.publish_revision."""
         return self.breaker.call(self.backend.publish_revision, number, only_if_missing)

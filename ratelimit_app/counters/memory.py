@@ -69,18 +69,17 @@ class MemoryBackend(Backend):
                 results.append(result)
         return now, results
 
-    def write_activity(
-        self,
-        throttled: Sequence[activity.Throttled],
-        shadow: Sequence[activity.ShadowHits],
-        now: float,
-    ) -> None:
+    def write_activity(self, batch: activity.Batch, now: float) -> None:
         """Record a batch of recent traffic for the console (see counters.activity)."""
-        self._activity.write(throttled, shadow, now)
+        self._activity.write(batch, now)
 
     def read_activity(self, since: float, now: float) -> activity.Activity:
         """The console's record of traffic since ``since`` (epoch seconds)."""
         return self._activity.read(since, now)
+
+    def last_seen(self, parties: Sequence[str]) -> dict[str, float]:
+        """When each of ``parties`` (API keys' hash tags) was last counted."""
+        return self._activity.last_seen(parties)
 
     def clear(self, keys: Sequence[str]) -> None:
         with self._lock:

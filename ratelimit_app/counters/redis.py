@@ -261,15 +261,10 @@ class RedisBackend(Backend):
         ]
         return int(reply[0]), results
 
-    def write_activity(
-        self,
-        throttled: Sequence[activity.Throttled],
-        shadow: Sequence[activity.ShadowHits],
-        now: float,
-    ) -> None:
+    def write_activity(self, batch: activity.Batch, now: float) -> None:
         """Record a batch of recent traffic for the console: one pipelined round trip."""
         try:
-            activity.write_to_redis(self.client, key_base(self.config), throttled, shadow, now)
+            activity.write_to_redis(self.client, key_base(self.config), batch, now)
         except REDIS_ERRORS as exc:
             raise unavailable(exc) from exc
 
@@ -277,6 +272,13 @@ class RedisBackend(Backend):
         """The console's record of traffic since ``since`` (epoch seconds)."""
         try:
             return activity.read_from_redis(self.client, key_base(self.config), since, now)
+        except REDIS_ERRORS as exc:
+            raise unavailable(exc) from exc
+
+    def last_seen(self, parties: Sequence[str]) -> dict[str, float]:
+        """When each of ``parties`` (API keys' hash tags) was last counted."""
+        try:
+            return activity.last_seen_in_redis(self.client, key_base(self.config), parties)
         except REDIS_ERRORS as exc:
             raise unavailable(exc) from exc
 
