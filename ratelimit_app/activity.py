@@ -65,7 +65,7 @@ class Recorder:
         self._throttled: dict[tuple[str, str], float] = {}
         self._shadow: dict[tuple[str, str], int] = {}
         self._used: dict[tuple[str, str], int] = {}
-        self._seen: dict[str, float] = {}
+        self._seen: set[str] = set()
         self._allowed = 0
         self._thread: threading.Thread | None = None
 
@@ -91,12 +91,13 @@ class Recorder:
             self._ensure_thread()
 
     def _note_seen(self, decision: Decision) -> None:
+        # The time is the flush's (FLUSH_SECONDS apart): no clock read per request.
         for spec in decision._specs:
             party = spec.__dict__.get("_console_key_party")
             if party is None:
                 party = _api_key_party(spec)
             if party and (party in self._seen or len(self._seen) < MAX_PENDING):
-                self._seen[party] = runtime.wall_clock()
+                self._seen.add(party)
 
     def _note_use(self, group: str, decision: Decision) -> None:
         parties = {party_of_key(spec.key) for spec in decision._specs if spec.algorithm != BAN}
@@ -124,24 +125,25 @@ class Recorder:
             throttled, self._throttled = self._throttled, {}
             shadow, self._shadow = self._shadow, {}
             used, self._used = self._used, {}
-            seen, self._seen = self._seen, {}
+            seen, self._seen = self._seen, set()
         if not (throttled or shadow or used or seen):
             return
+        now = runtime.wall_clock()
         batch = Batch(
             throttled=[(group, party, at) for (group, party), at in throttled.items()],
             shadow=[(group, limit, count) for (group, limit), count in shadow.items()],
             used=[(group, party, count) for (group, party), count in used.items()],
-            seen=list(seen.items()),
+            seen=[(party, now) for party in seen],
         )
         try:
-            runtime.get_backend().write_activity(batch, runtime.wall_clock())
+            runtime.get_backend().write_activity(batch, now)
         except BackendUnavailable:
             logger.debug("Recent traffic not recorded: the counter store is down.")
 
     def clear(self) -> None:
         """Drop the notes held (tests)."""
         with self._lock:
-            self._throttled, self._shadow, self._used, self._seen = {}, {}, {}, {}
+            self._throttled, self._shadow, self._used, self._seen = {}, {}, {}, set()
 
     def forked(self) -> None:
         """In a forked child: the parent's thread is not running here."""
