@@ -6,7 +6,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from ratelimit_app import hashing
+from ratelimit_app import console_views, hashing
 from ratelimit_app.audit_console import AuditedAdmin, PolicyEditAdmin
 from ratelimit_app.bans import rows as ban_rows
 from ratelimit_app.console import (
@@ -15,6 +15,7 @@ from ratelimit_app.console import (
     effective_limits_table,
     when,
 )
+from ratelimit_app.console_views import reset_api_key_counters, reset_tenant_counters
 from ratelimit_app.guard_rails import ConfirmLooseningEdits
 from ratelimit_app.models import (
     ApiKey,
@@ -27,6 +28,10 @@ from ratelimit_app.models import (
     Tier,
 )
 from ratelimit_app.named_groups import named_groups
+
+# The index shows the console's dashboard above the models (unless the project has an
+# index template of its own).
+admin.site.index_template = admin.site.index_template or "ratelimit_app/admin/index.html"
 
 LIMIT_FIELDS = ("group", "scope", "algorithm", "rate", "period", "burst", "enabled", "shadow")
 # Fields derived from secrets: no lookup may filter on them (a filter such as
@@ -128,6 +133,10 @@ class TenantAdmin(AuditedAdmin, ConfirmLooseningEdits, SecretLookupsRefused, adm
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("effective_limits",)
     inlines = [TenantOverrideInline, ApiKeyInline]
+    actions = [reset_tenant_counters]
+
+    def get_urls(self):
+        return console_views.tenant_urls(self) + super().get_urls()
 
     @admin.display(description="limits that apply, per group")
     def effective_limits(self, obj):
@@ -227,7 +236,7 @@ class ApiKeyAdmin(AuditedAdmin, ConfirmLooseningEdits, SecretLookupsRefused, adm
     search_fields = ("name", "prefix", "tenant__name")
     fields = ("tenant", "name", "prefix", "created_at", "revoked")
     readonly_fields = ("prefix", "created_at")
-    actions = ["revoke_selected"]
+    actions = ["revoke_selected", reset_api_key_counters]
 
     @admin.display(description="status", ordering="revoked")
     def status(self, obj):

@@ -7,8 +7,11 @@ class RatelimitAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # Registers the checks and the receivers (the audit trail's among them).
-        from ratelimit_app import audit, checks, metrics, runtime  # noqa: F401
+        # Registers the checks and the receivers (the audit trail's and the console
+        # recorder's among them).
+        from ratelimit_app import activity, audit, checks, metrics, runtime  # noqa: F401
 
         # Off by default: then no metrics receiver is connected at all.
         metrics.sync()
+        # The console's record of recent traffic (batched off the request path).
+        activity.connect()

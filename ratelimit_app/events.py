@@ -21,6 +21,7 @@ STORE_BREAKER_OPEN = "store_breaker_open"
 STORE_RECOVERED = "store_recovered"
 FAILURE_COUNTING_STOPPED = "failure_counting_stopped"
 FAILURE_COUNTING_RESUMED = "failure_counting_resumed"
+COUNTERS_RESET = "counters_reset"
 
 
 def _text(value: Any) -> str:

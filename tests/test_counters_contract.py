@@ -143,6 +143,68 @@ class TestBackendContract:
         assert not backend.check([limit, LimitSpec(ban_key, BAN, 1, 60)], now=T0).allowed
         assert backend.check([limit], now=T0).remaining == 4
 
+    @pytest.mark.parametrize("algorithm", [GCRA, SLIDING_WINDOW, FIXED_WINDOW])
+    def test_peek_tells_what_the_next_request_gets_and_charges_nothing(self, backend, algorithm):
+        spec = LimitSpec(unique_key(), algorithm, rate=5, period=60, burst=5)
+        other = LimitSpec(unique_key("ip"), FIXED_WINDOW, rate=100, period=60)  # another slot
+        for used in range(7):
+            peeked = [backend.peek([spec, other], now=T0 + used) for _ in range(2)]
+            assert _figures(peeked[0]) == _figures(peeked[1])  # peeking changed nothing
+            checked = backend.check([spec, other], now=T0 + used)
+            assert _figures(peeked[0]) == _figures(checked)
+            assert peeked[0].allowed == (used < 5)
+        # Nothing peeked was charged: 5 admitted of 7, the wider limit counted 5.
+        assert backend.peek([other], now=T0 + 10).results[0].remaining == 94
+
+    def test_peek_reads_a_ban_without_extending_it(self, backend):
+        from ratelimit_app.counters.algorithms import BAN
+        from ratelimit_app.counters.failures import FailureCounter
+
+        failure_key, ban_key = party_keys("x", "b")
+        counter = FailureCounter(failure_key, ban_key, threshold=1, window=60, cooldown=60)
+        backend.record_failures([counter], now=T0)
+        extended = LimitSpec(ban_key, BAN, rate=1, period=60, extend=True)
+        peeked = backend.peek([extended], now=T0 + 30 * US)
+        assert not peeked.allowed and peeked.retry_after == pytest.approx(60)
+        # The ban still ends when it did: the peek wrote no extension.
+        assert backend.check([LimitSpec(ban_key, BAN, 1, 60)], now=T0 + 61 * US).allowed
+
+    def test_recent_activity_is_kept_for_its_window_and_bounded(self, backend, monkeypatch):
+        from ratelimit_app.counters import activity
+
+        monkeypatch.setattr(activity, "MAX_THROTTLED", 3)
+        monkeypatch.setattr(activity, "MAX_CONSUMERS", 2)
+        now = 1_800_000_000.0
+        first = activity.Batch(
+            throttled=[("api", f"party{i}", now - 10 * i) for i in range(5)],
+            shadow=[("api", "api-ip-60s", 2)],
+            used=[("api", "a", 16), ("api", "b", 32), ("api", "c", 48)],
+            seen=[("key1", now - 5)],
+        )
+        backend.write_activity(first, now)
+        second = activity.Batch(
+            throttled=[("web", "old", now - 20 * 60)],
+            shadow=[("api", "api-ip-60s", 3)],
+            seen=[("key1", now), ("key2", now - 1)],
+        )
+        backend.write_activity(second, now)
+        recent = backend.read_activity(now - 300, now)
+        # The three most recent parties; the one older than the window is gone.
+        assert recent.throttled == {"api": {"party0": now, "party1": now - 10, "party2": now - 20}}
+        assert recent.shadow == {("api", "api-ip-60s"): 5}
+        assert recent.used == {"api": {"b": 32, "c": 48}}  # the two busiest of the minute
+        assert backend.read_activity(now - 15, now).throttled == {
+            "api": {"party0": now, "party1": now - 10}
+        }
+        assert backend.last_seen(["key1", "key2", "key3"]) == {"key1": now, "key2": now - 1}
+
+
+def _figures(decision):
+    return (
+        decision.allowed,
+        [(r.allowed, r.limit, r.remaining, r.reset_after, r.retry_after) for r in decision.results],
+    )
+
 
 def test_memory_backend_is_bounded_and_drops_expired_keys():
     from ratelimit_app.counters.memory import MemoryBackend

@@ -22,7 +22,7 @@ from ratelimit_app.counters.base import BackendUnavailable
 from ratelimit_app.counters.breaker import CircuitBreaker
 from ratelimit_app.enforcement import pipeline
 from ratelimit_app.events import JsonFormatter
-from ratelimit_app.metrics import families
+from ratelimit_app.metrics import families, receivers
 from ratelimit_app.models import BanRule, CredentialBan, EndpointGroup, Limit, Tier
 from ratelimit_app.policy import revision
 from tests.factories import ApiKeyFactory, UserFactory
@@ -97,7 +97,8 @@ def test_decisions_shadow_near_limit_and_deny_records(client, metered, metrics_o
 
 
 def test_metrics_off_connect_nothing_and_count_nothing(client, metered, settings, clock):
-    assert not pipeline.verdict_observers
+    # The console's recorder of recent traffic observes verdicts whatever the metrics.
+    assert receivers.on_verdict not in pipeline.verdict_observers
     assert not breaker_module.call_observers
     samples = Samples()
     assert client.get("/hello").status_code == 200
@@ -107,9 +108,10 @@ def test_metrics_off_connect_nothing_and_count_nothing(client, metered, settings
 
 
 def test_switching_metrics_on_and_off_connects_and_disconnects(metrics_on, settings):
-    assert pipeline.verdict_observers and breaker_module.call_observers
+    assert receivers.on_verdict in pipeline.verdict_observers and breaker_module.call_observers
     settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "METRICS": False}
-    assert not pipeline.verdict_observers and not breaker_module.call_observers
+    assert receivers.on_verdict not in pipeline.verdict_observers
+    assert not breaker_module.call_observers
 
 
 def test_store_down_counts_failures_by_kind_and_requests_unchecked(
@@ -260,7 +262,7 @@ def test_without_prometheus_client_metrics_stay_off(client, metered, settings, c
     with mock.patch.object(importlib.util, "find_spec", find_spec):
         settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "METRICS": True}
         assert metrics.sync() is False
-        assert not pipeline.verdict_observers
+        assert receivers.on_verdict not in pipeline.verdict_observers
         assert client.get("/hello").status_code == 200
         assert client.get("/metrics").status_code == 404
         ids = [error.id for error in checks.run_checks()]

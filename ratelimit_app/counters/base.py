@@ -180,6 +180,11 @@ class Backend:
         """
         raise NotImplementedError
 
+    def peek(self, specs: Sequence[LimitSpec], now: int | None = None) -> Decision:
+        """The Decision a cost-1 request for ``specs`` would get now, charging nothing
+        (the operators' preview). Raises BackendUnavailable like ``check``."""
+        raise NotImplementedError
+
     def record_failures(
         self, counters: Sequence[FailureCounter], now: int | None = None
     ) -> tuple[int, list[FailureResult]]:

@@ -154,6 +154,10 @@ class GuardedBackend:
         """See Backend.check; raises BackendUnavailable at once while the breaker is open."""
         return self.breaker.call(self.backend.check, specs, cost, now)
 
+    def peek(self, specs: Sequence[LimitSpec], now: int | None = None) -> Decision:
+        """See Backend.peek."""
+        return self.breaker.call(self.backend.peek, specs, now)
+
     def record_failures(
         self, counters: Sequence[FailureCounter], now: int | None = None
     ) -> tuple[int, list[FailureResult]]:
@@ -163,6 +167,24 @@ class GuardedBackend:
     def clear(self, keys: Sequence[str]) -> None:
         """See Backend.clear."""
         return self.breaker.call(self.backend.clear, keys)
+
+    def write_activity(self, *args: Any) -> None:
+        """See MemoryBackend.write_activity (a backend without it records nothing)."""
+        if hasattr(self.backend, "write_activity"):
+            self.breaker.call(self.backend.write_activity, *args)
+
+    def read_activity(self, since: float, now: float) -> Any:
+        """See MemoryBackend.read_activity (None from a backend that keeps none)."""
+        if not hasattr(self.backend, "read_activity"):
+            return None
+        return self.breaker.call(self.backend.read_activity, since, now)
+
+    def last_seen(self, parties: Sequence[str]) -> dict[str, float]:
+        """See MemoryBackend.last_seen (nothing from a backend that keeps none)."""
+        if not hasattr(self.backend, "last_seen"):
+            return {}
+        result: dict[str, float] = self.breaker.call(self.backend.last_seen, parties)
+        return result
 
     def publish_revision(self, number: int, only_if_missing: bool = False) -> None:
         """See Backend.publish_revision."""

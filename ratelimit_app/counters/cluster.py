@@ -35,6 +35,7 @@ from ratelimit_app.counters.redis import (
     check_command,
     limit_args,
     load_script,
+    peek_args,
     unavailable,
 )
 from ratelimit_app.counters.storage import connection_options, parse
@@ -114,6 +115,23 @@ class RedisClusterBackend(RedisBackend):
         if not decision.allowed and len(by_slot) > 1:
             self._refund(specs, by_slot, replies, cost)
         return decision
+
+    def peek(self, specs: Sequence[LimitSpec], now: int | None = None) -> Decision:
+        """See Backend.peek: one read-only script call per slot, nothing to refund."""
+        validate_specs(specs, 1)
+        by_slot: dict[int, list[int]] = {}
+        for index, spec in enumerate(specs):
+            by_slot.setdefault(slot_of(spec), []).append(index)
+        replies = {}
+        try:
+            for slot, indices in by_slot.items():
+                some = [specs[i] for i in indices]
+                keys = [spec.key for spec in some]
+                replies[slot] = self.peek_script(keys=keys, args=peek_args(some, now))
+        except REDIS_ERRORS as exc:
+            self._stale_map = True
+            raise unavailable(exc) from exc
+        return _combine(specs, by_slot, replies, 1)
 
     def _check_slots(
         self,

@@ -37,6 +37,12 @@ class Denials:
         with self._lock:
             self._entries.clear()
 
+    def forget(self, keys: Sequence[str]) -> None:
+        """Drop the records of ``keys`` (their counters were reset)."""
+        with self._lock:
+            for key in keys:
+                self._entries.pop(key, None)
+
     def lookup(
         self, specs: Sequence[LimitSpec], revision: int, now: float | None = None
     ) -> Decision | None:

@@ -6,7 +6,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ratelimit_app.counters import failures
+from ratelimit_app.counters import activity, failures
 from ratelimit_app.counters.algorithms import US, LimitSpec, State, evaluate, writes
 from ratelimit_app.counters.base import Backend, Decision, make_decision, validate_specs
 from ratelimit_app.counters.failures import FailureCounter, FailureResult
@@ -25,6 +25,7 @@ class MemoryBackend(Backend):
         self.clock = clock
         self._lock = threading.Lock()
         self._store: OrderedDict[str, tuple[State, int]] = OrderedDict()  # (state, expiry µs)
+        self._activity = activity.ProcessActivity()
 
     def __len__(self) -> int:
         return len(self._store)
@@ -39,6 +40,14 @@ class MemoryBackend(Backend):
                 assert outcome.state is not None  # writes() keeps only new states
                 self._put(spec.key, outcome.state, now + outcome.ttl_us)
         return make_decision(specs, outcomes, charged, now, cost)
+
+    def peek(self, specs: Sequence[LimitSpec], now: int | None = None) -> Decision:
+        validate_specs(specs, 1)
+        now = int(self.clock() * US) if now is None else now
+        with self._lock:
+            states = [self._peek_state(spec.key, now) for spec in specs]
+        outcomes, charged = evaluate(specs, states, now, 1)
+        return make_decision(specs, outcomes, charged, now, 1)
 
     def record_failures(
         self, counters: Sequence[FailureCounter], now: int | None = None
@@ -60,10 +69,26 @@ class MemoryBackend(Backend):
                 results.append(result)
         return now, results
 
+    def write_activity(self, batch: activity.Batch, now: float) -> None:
+        """Record a batch of recent traffic for the console (see counters.activity)."""
+        self._activity.write(batch, now)
+
+    def read_activity(self, since: float, now: float) -> activity.Activity:
+        """The console's record of traffic since ``since`` (epoch seconds)."""
+        return self._activity.read(since, now)
+
+    def last_seen(self, parties: Sequence[str]) -> dict[str, float]:
+        """When each of ``parties`` (API keys' hash tags) was last counted."""
+        return self._activity.last_seen(parties)
+
     def clear(self, keys: Sequence[str]) -> None:
         with self._lock:
             for key in keys:
                 self._store.pop(key, None)
+
+    def _peek_state(self, key: str, now: int) -> State | None:
+        entry = self._store.get(key)  # read only: expired entries are left to _get
+        return entry[0] if entry is not None and entry[1] > now else None
 
     def _get(self, key: str, now: int) -> State | None:
         entry = self._store.get(key)

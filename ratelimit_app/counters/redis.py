@@ -7,6 +7,7 @@ from typing import Any
 
 import redis as redis_lib
 
+from ratelimit_app.counters import activity
 from ratelimit_app.counters.algorithms import (
     BAN,
     FIXED_WINDOW,
@@ -153,6 +154,14 @@ def decision_from_reply(specs: Sequence[LimitSpec], reply: list[int], cost: int)
     return Decision(specs, reply[3:], reply[1] == 1, reply[0], cost, reply[2])
 
 
+def peek_args(specs: Sequence[LimitSpec], now: int | None) -> list[int | str]:
+    """The peek script's arguments: check.lua's for a cost-1 request, no revision key."""
+    args: list[int | str] = ["" if now is None else str(int(now)), 1, "0"]
+    for spec in specs:
+        args += limit_args(spec)
+    return args
+
+
 class RedisBackend(Backend):
     """Redis counters on one server: a ``redis://``, ``rediss://`` or ``unix://``
     STORAGE_URL, else the connection settings of a django-redis cache alias."""
@@ -190,6 +199,22 @@ class RedisBackend(Backend):
         except REDIS_ERRORS as exc:
             raise unavailable(exc) from exc
         return decision_from_reply(specs, reply, cost)
+
+    @cached_property
+    def peek_script(self) -> Any:
+        # check.lua behind peek.lua's guard: the same figures, no write.
+        folder = resources.files("ratelimit_app.counters").joinpath("lua")
+        text = folder.joinpath("peek.lua").read_text() + load_script("check.lua", "ring.lua")
+        return self.client.register_script(text)
+
+    def peek(self, specs: Sequence[LimitSpec], now: int | None = None) -> Decision:
+        """See Backend.peek: one read-only script call (not on the hot path's channel)."""
+        validate_specs(specs, 1)
+        try:
+            reply = self.peek_script(keys=[spec.key for spec in specs], args=peek_args(specs, now))
+        except REDIS_ERRORS as exc:
+            raise unavailable(exc) from exc
+        return decision_from_reply(specs, reply, 1)
 
     @cached_property
     def revision_script(self) -> Any:
@@ -235,6 +260,27 @@ class RedisBackend(Backend):
             for i in range(len(counters))
         ]
         return int(reply[0]), results
+
+    def write_activity(self, batch: activity.Batch, now: float) -> None:
+        """Record a batch of recent traffic for the console: one pipelined round trip."""
+        try:
+            activity.write_to_redis(self.client, key_base(self.config), batch, now)
+        except REDIS_ERRORS as exc:
+            raise unavailable(exc) from exc
+
+    def read_activity(self, since: float, now: float) -> activity.Activity:
+        """The console's record of traffic since ``since`` (epoch seconds)."""
+        try:
+            return activity.read_from_redis(self.client, key_base(self.config), since, now)
+        except REDIS_ERRORS as exc:
+            raise unavailable(exc) from exc
+
+    def last_seen(self, parties: Sequence[str]) -> dict[str, float]:
+        """When each of ``parties`` (API keys' hash tags) was last counted."""
+        try:
+            return activity.last_seen_in_redis(self.client, key_base(self.config), parties)
+        except REDIS_ERRORS as exc:
+            raise unavailable(exc) from exc
 
     def clear(self, keys: Sequence[str]) -> None:
         if keys:

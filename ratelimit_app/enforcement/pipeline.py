@@ -38,9 +38,9 @@ FED_BACK_ATTRIBUTE = "_ratelimit_fed_back"
 _REPORTED_UNKNOWN: set[str] = set()
 MAX_REPORTED_UNKNOWN = 256
 # Told of every request decided against its limits (allowed, denied, or the store
-# unavailable), with its Verdict. Filled from above (ratelimit_app.metrics): a plain call,
-# because a Django signal's dispatch costs microseconds on every request. Empty (metrics
-# off), the request path only tests the list.
+# unavailable), with its Verdict. Filled from above (ratelimit_app.metrics when on, and
+# the console's recorder, ratelimit_app.activity): a plain call, because a Django
+# signal's dispatch costs microseconds on every request.
 verdict_observers: list[Callable[[Verdict], None]] = []
 
 

@@ -1,5 +1,6 @@
 """The limit specs of a request: its limits, keyed by the parties they count."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from ratelimit_app import bounded, hashing
@@ -46,7 +47,25 @@ def _counter_name(limit: LimitEntry) -> str:
     # per group and period whatever tier or override sets the number (one address
     # presenting a free key then a paid one has one per-IP budget; a tenant moving to
     # another tier keeps its count).
-    return f"{limit.group}.{limit.scope}.{limit.period}"
+    return counter_name(limit.group, limit.scope, limit.period)
+
+
+def counter_name(group: str, scope: str, period: int) -> str:
+    """The name a limit's counter has under its party's tag (without the algorithm)."""
+    return f"{group}.{scope}.{period}"
+
+
+def party_of(scope: str, value: int | str) -> str:
+    """The keyed hash a party's counter keys carry (its Redis Cluster hash tag)."""
+    return hashing.short_hash("identity", f"{scope}:{value}")
+
+
+def counter_keys(scope: str, value: int | str, names: Iterable[str], base: str) -> list[str]:
+    """Every key a party of ``scope`` may be counted under, for the counter ``names``
+    (``group.scope.period``: see _counter_name), one per algorithm."""
+    party = party_of(scope, value)
+    letters = ALGORITHM_LETTERS.values()
+    return [party_key(base, party, f"{name}{letter}") for name in names for letter in letters]
 
 
 def build_specs(
@@ -63,7 +82,7 @@ def build_specs(
         value = _identity_value(limit.scope, who)
         if value is None:
             continue
-        party = hashing.short_hash("identity", f"{limit.scope}:{value}")
+        party = party_of(limit.scope, value)
         specs.append(
             LimitSpec(
                 key=party_key(
