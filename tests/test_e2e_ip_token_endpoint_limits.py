@@ -1,62 +1,115 @@
-"""ip-token-endpoint-limits.md: "Each API access token has its own rate limit allocation".
+"""ip-token-endpoint-limits.md, end to end: every scenario of the document over HTTP
+against the demo with the catalogue loaded once, on the in-process backend and on Redis.
 
-Over real HTTP against the demo project (catalogue loaded), with tokens issued by the
-demo's ``/connect/token`` and by django-oauth-toolkit's real ``/o/token/`` view, on the
-in-process backend (local pass) and on Redis (services pass). The clock is moved, never
+Limits per source IP and per API access token at once, with additional limits on the
+critical endpoints (license validation and activation), and a 429 with a JSON body when
+one is exceeded. The document gives no numbers; the catalogue's are: per IP 600 a minute
+across the API (the demo's /v1/* and /o/*) and 60 on the token endpoints; per token (an
+API key, or an access token from /connect/token or django-oauth-toolkit's /o/token/)
+1,200 a minute; on licenses 20 a minute per key or token and 30 per IP.
+
+Access tokens are resolved by the demo's TOKEN_RESOLVER; the clock is moved, never
 waited for: the runtime's test clock reaches the token resolver and the counters.
 """
 
+import datetime
 import time
 from urllib.parse import urlencode
 
 import pytest
 from oauth2_provider.models import AccessToken
 
-from ratelimit_app import runtime
-from tests.http_support import HttpClient
+from ratelimit_app.models import Limit
+from tests import e2e_support
+from tests.e2e_support import (
+    FORM,
+    FREE_KEY,
+    PAID_KEY,
+    START,
+    bearer,
+    bump_revision,
+    burst_until_denied,
+    new_token,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-# One second into a minute: no window boundary falls inside a burst.
-FROZEN = (int(time.time()) // 60) * 60 + 1
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-CLIENTS = {"connect": ("/connect/token", "demo-client", "demo-secret")}
-CLIENTS["toolkit"] = ("/o/token/", "dot-client", "dot-secret")
-
-
-@pytest.fixture
-def clock():
-    now = [FROZEN]
-    runtime.test_clock = lambda: now[0]
-    yield now
-    runtime.test_clock = None
-
-
-@pytest.fixture
-def http(live_server, demo_data, clock):
-    client = HttpClient(live_server.url)
-    yield client
-    client.close()
-
-
-def new_token(http, issuer):
-    """An access token from the issuer's real token endpoint."""
-    path, client_id, secret = CLIENTS[issuer]
-    body = urlencode(
-        {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
-    )
-    reply = http.request("POST", path, FORM, body)
-    assert reply.status == 200, reply.body
-    assert reply.json()["token_type"] == "Bearer"
-    return reply.json()["access_token"]
-
-
-def bearer(token):
-    return {"Authorization": f"Bearer {token}"}
+# The shared fixtures (tests/e2e_support.py): the deployment, its clock, HTTP to it.
+clock, deployment, http = e2e_support.clock, e2e_support.deployment, e2e_support.http
+FROZEN = START
 
 
 def validate(http, token):
     return http.request("POST", "/v1/licenses/validate", bearer(token))
+
+
+def test_each_ip_has_600_requests_a_minute_across_the_api(http):
+    allowed, denied = burst_until_denied(http, "GET", "/v1/legacy", {})
+    assert allowed == 600
+    assert denied.header("X-RateLimit-Limit") == "600"
+    assert denied.header("Retry-After") == "60"
+    assert denied.json()["error"]["code"] == "rate_limit_exceeded"
+    # The address's budget covers the whole API, a key presented or not.
+    assert http.get("/v1/status", **bearer(FREE_KEY)).status == 429
+
+
+def test_each_ip_has_60_requests_a_minute_on_the_token_endpoints(http):
+    body = urlencode({"client_id": "demo-client", "client_secret": "demo-secret"})
+    statuses = [http.request("POST", "/connect/token", FORM, body).status for _ in range(61)]
+    assert statuses == [200] * 60 + [429]
+
+
+def test_license_validation_and_activation_have_an_extra_limit_per_key(http):
+    paths = ["/v1/licenses/validate", "/v1/licenses/activate"]
+    statuses = [http.post(paths[n % 2], **bearer(FREE_KEY)).status for n in range(21)]
+    assert statuses == [201] * 20 + [429]
+    # The key's own API-wide limit still has room: other routes are served.
+    assert http.get("/v1/status", **bearer(FREE_KEY)).status == 200
+
+
+def test_ip_and_api_key_limits_bind_at_once(http):
+    Limit.objects.filter(group__slug="all", scope="ip").update(rate=3)
+    bump_revision()
+    for _ in range(3):
+        assert http.get("/v1/status", **bearer(FREE_KEY)).status == 200
+    denied = http.get("/v1/status", **bearer(FREE_KEY))
+    assert denied.status == 429 and denied.header("X-RateLimit-Limit") == "3"
+    # Anonymous requests from the same IP are denied too: the IP bucket is full.
+    assert http.get("/v1/status").status == 429
+
+
+def test_the_per_ip_limits_cover_the_api_and_token_endpoints_only(http):
+    """ip-token-endpoint-limits.md puts its per-IP and per-token limits on its API and
+    the token endpoints: a path of the API without a group of its own gets them, the
+    admin and the ACP groups (their own document) do not."""
+    Limit.objects.filter(group__slug="all", scope="ip").update(rate=2)
+    bump_revision()
+    assert http.get("/o/authorize/").header("X-RateLimit-Limit") == "2"
+    assert http.get("/admin/login/").header("X-RateLimit-Limit") is None
+    acp = http.get("/acp/admin/ping", **bearer(FREE_KEY))
+    assert acp.header("X-RateLimit-Limit") == "50"  # the group's burst, no per-IP 2
+    for _ in range(5):
+        assert http.get("/acp/admin/ping", **bearer(FREE_KEY)).status == 200
+
+
+def test_one_address_has_one_per_ip_budget_whatever_key_it_presents(http):
+    """ip-token-endpoint-limits.md: 30 license calls a minute per IP. Presenting a free
+    key, then a paid one (or none), must not open a second per-IP budget: the tier only
+    decides the number, the counter is the address's."""
+    keys = [FREE_KEY, PAID_KEY]
+    admitted = 0
+    for n in range(80):
+        # Each key alone stays under its per-key limit of 20: only the per-IP 30 binds.
+        headers = {"X-API-Key": keys[n % 2]} if n < 38 else {}
+        status = http.request("POST", "/v1/licenses/validate", headers).status
+        assert status in (201, 429)
+        admitted += status == 201
+    assert admitted == 30
+
+
+def test_unknown_and_revoked_keys_are_counted_per_ip(http):
+    anonymous = http.get("/v1/status", **bearer("5ca1ab1e.not-the-secret"))
+    assert anonymous.status == 200
+    assert anonymous.header("X-RateLimit-Limit") == "600"  # only the per-IP limit applies
 
 
 @pytest.mark.parametrize("issuer", ["connect", "toolkit"])
@@ -147,6 +200,4 @@ def test_hostile_authorization_headers_get_no_500(http, header):
 
 
 def _aware(epoch):
-    import datetime
-
     return datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
