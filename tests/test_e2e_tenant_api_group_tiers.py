@@ -106,3 +106,29 @@ def test_the_otp_endpoint_allows_one_request_per_minute_with_a_burst_of_one(http
     assert http.post("/test", **bearer(FREE_KEY)).status == 429
     clock[0] = START + 60
     assert http.post("/test", **bearer(FREE_KEY)).status == 201
+
+
+def sf_list(value):
+    """A Structured Field list (RFC 9651) as {name: parameters}; fails on bad syntax."""
+    import http_sf
+
+    return {name: params for name, params in http_sf.parse(value.encode(), tltype="list")}
+
+
+@pytest.mark.parametrize("group", FREE_TIER)
+def test_a_rolling_average_over_the_last_hour_counts_on_top_of_the_burst(
+    http, clock, settings, group
+):
+    """ "the average limit is calculated as a rolling request amount average from the
+    last hours": the catalogue's hour-long rolling window (half the per-minute rate,
+    sustained for an hour) counts every admitted request, burst or not; the IETF fields
+    list it beside the burst limit."""
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "IETF_HEADERS": True}
+    rate, burst = FREE_TIER[group]
+    hourly, name = rate * 60 // 2, f"{group}-tenant-3600s"
+    for sent in range(1, 4):
+        clock[0] = START + 10 * sent  # whole refills of the burst between requests
+        reply = http.get(f"/acp/{group}/ping", **bearer(FREE_KEY))
+        assert sf_list(reply.header("RateLimit-Policy"))[name] == {"q": hourly, "w": 3600}
+        assert sf_list(reply.header("RateLimit"))[name]["r"] == hourly - sent
+        assert reply.header("X-RateLimit-Remaining") == str(burst - 1)  # the burst is full
