@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extra pip requirement for a matrix leg, e.g. "Django>=6,<7".
 DJANGO_SPEC ?=
 
-.PHONY: demo test test-newest test-reliability test-cluster lint format bench bench-cluster bench-compare bench-snapshot bench-storm bench-metrics clean
+.PHONY: demo test test-newest test-reliability test-cluster test-browser lint format bench bench-cluster bench-outside bench-compare bench-snapshot bench-storm bench-metrics clean
 
 $(STAMP): requirements.txt setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,24 @@ $(VALKEY_SERVER): $(STAMP)
 test-cluster: $(STAMP) $(VALKEY_SERVER)
 	VALKEY_SERVER=$(abspath $(VALKEY_SERVER)) $(PY) tests/run_suites.py --cluster
 
+# The admin in headless Chromium (tests/test_browser.py) against a live server on
+# PostgreSQL and Redis; screenshots land in docs/admin/. Debian's chromium and its
+# chromedriver are installed with apt-get when missing; Selenium (PyPI) drives them by
+# path, with Selenium Manager offline: nothing else is downloaded. The live server and
+# chromedriver listen on BROWSER_PORT and the port after it.
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+BROWSER_PORT ?= 18200
+
+test-browser: $(STAMP)
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
+		echo "Installing Debian's chromium and chromium-driver."; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver \
+		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }; \
+	fi
+	SE_OFFLINE=1 CHROMEDRIVER_PORT=$$(($(BROWSER_PORT) + 1)) \
+		$(PY) tests/run_suites.py --browser --liveserver 127.0.0.1:$(BROWSER_PORT)
+
 # The newest Django on the newest Python 3.12+ found on this machine.
 test-newest:
 	$(MAKE) test VENV=.venv-newest PYTHON="$$(sh tests/newest_python.sh)" DJANGO_SPEC="Django>=6,<7"
@@ -65,6 +83,14 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) bench/run.py
 	$(PY) bench/cluster_capacity.py
+	$(PY) bench/outside_harness.py
+
+# Issue 15's overhead targets in the outside harness's set-up: one process, Django's
+# default middleware, GETs from one address, the app by its decorator and limits by its
+# own API, rounds interleaved; a new address's extra cost; Redis time per extra limit.
+bench-outside: $(STAMP)
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) bench/outside_harness.py $(ARGS)
 
 # One Redis against a 3-primary cluster: script CPU per call on each shard, the load's
 # split, and the shards needed for 100,000 and 1,000,000 requests a second.

@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from ratelimit_app import hashing
+from ratelimit_app.audit_console import AuditedAdmin, PolicyEditAdmin
 from ratelimit_app.bans import rows as ban_rows
 from ratelimit_app.console import (
     LimitFields,
@@ -14,12 +15,14 @@ from ratelimit_app.console import (
     effective_limits_table,
     when,
 )
+from ratelimit_app.guard_rails import ConfirmLooseningEdits
 from ratelimit_app.models import (
     ApiKey,
     BanRule,
     CredentialBan,
     EndpointGroup,
     Limit,
+    PolicyEdit,
     Tenant,
     Tier,
 )
@@ -100,7 +103,7 @@ def _issued_page(request, response):
 
 
 @admin.register(Tier)
-class TierAdmin(SecretLookupsRefused, admin.ModelAdmin):
+class TierAdmin(AuditedAdmin, ConfirmLooseningEdits, SecretLookupsRefused, admin.ModelAdmin):
     list_display = ("name", "is_default", "tenant_count", "description")
     readonly_fields = ("effective_limits",)
     inlines = [TierLimitInline]
@@ -118,7 +121,7 @@ class TierAdmin(SecretLookupsRefused, admin.ModelAdmin):
 
 
 @admin.register(Tenant)
-class TenantAdmin(SecretLookupsRefused, admin.ModelAdmin):
+class TenantAdmin(AuditedAdmin, ConfirmLooseningEdits, SecretLookupsRefused, admin.ModelAdmin):
     list_display = ("name", "slug", "tier", "active", "created_at")
     list_filter = ("tier", "active")
     search_fields = ("name", "slug")
@@ -150,7 +153,9 @@ class TenantAdmin(SecretLookupsRefused, admin.ModelAdmin):
 
 
 @admin.register(EndpointGroup)
-class EndpointGroupAdmin(SecretLookupsRefused, admin.ModelAdmin):
+class EndpointGroupAdmin(
+    AuditedAdmin, ConfirmLooseningEdits, SecretLookupsRefused, admin.ModelAdmin
+):
     list_display = ("slug", "name", "applies_to_all", "patterns")
     search_fields = ("slug", "name", "path_patterns")
 
@@ -189,7 +194,9 @@ class EndpointGroupAdmin(SecretLookupsRefused, admin.ModelAdmin):
 
 
 @admin.register(Limit)
-class LimitAdmin(LimitFields, SecretLookupsRefused, admin.ModelAdmin):
+class LimitAdmin(
+    AuditedAdmin, ConfirmLooseningEdits, LimitFields, SecretLookupsRefused, admin.ModelAdmin
+):
     # Fits 1,400 px: the owner, the group, and the limit as an operator says it.
     list_display = ("owner", "group", "in_words", "enabled", "shadow")
     list_filter = (
@@ -214,7 +221,7 @@ class LimitAdmin(LimitFields, SecretLookupsRefused, admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(SecretLookupsRefused, admin.ModelAdmin):
+class ApiKeyAdmin(AuditedAdmin, ConfirmLooseningEdits, SecretLookupsRefused, admin.ModelAdmin):
     list_display = ("name", "prefix", "tenant", "created_at", "status")
     list_filter = ("revoked", "tenant")
     search_fields = ("name", "prefix", "tenant__name")
@@ -245,7 +252,7 @@ class ApiKeyAdmin(SecretLookupsRefused, admin.ModelAdmin):
 
 
 @admin.register(BanRule)
-class BanRuleAdmin(SecretLookupsRefused, admin.ModelAdmin):
+class BanRuleAdmin(AuditedAdmin, SecretLookupsRefused, admin.ModelAdmin):
     list_display = (
         "name",
         "group",
@@ -280,7 +287,7 @@ class BanStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(CredentialBan)
-class CredentialBanAdmin(SecretLookupsRefused, admin.ModelAdmin):
+class CredentialBanAdmin(AuditedAdmin, SecretLookupsRefused, admin.ModelAdmin):
     list_display = (
         "client_id",
         "kind",
@@ -359,3 +366,6 @@ class CredentialBanAdmin(SecretLookupsRefused, admin.ModelAdmin):
         for ban in lifted:
             self.log_change(request, ban, "Unbanned")
         self.message_user(request, f"Lifted {len(lifted)} ban(s).", messages.SUCCESS)
+
+
+admin.site.register(PolicyEdit, PolicyEditAdmin)

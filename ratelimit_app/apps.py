@@ -7,7 +7,8 @@ class RatelimitAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from ratelimit_app import checks, metrics, runtime  # noqa: F401  (registers checks, receivers)
+        # Registers the checks and the receivers (the audit trail's among them).
+        from ratelimit_app import audit, checks, metrics, runtime  # noqa: F401
 
         # Off by default: then no metrics receiver is connected at all.
         metrics.sync()

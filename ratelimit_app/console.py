@@ -86,7 +86,7 @@ def effective_limits_table(tenant=None, tier=None):
     tier_id = tenant.tier_id if tenant is not None else tier.pk
     rows = []
     for group in sorted(snapshot.groups):
-        overrides = snapshot.tenant_limits.get((group, entry.id), ()) if entry else ()
+        overrides = snapshot.overrides(group, entry.id) if entry else ()
         base = snapshot.tier_limits.get((group, tier_id), ())
         replaced = {(o.scope, o.period) for o in overrides}
         applied = [(o, "override") for o in overrides]

@@ -171,7 +171,8 @@ def resolve_tenant(
     token: tokens.TokenParty | None = None,
 ) -> TenantEntry | None:
     """The request's tenant: its API key's, else its access token's application's
-    (TOKEN_TENANTS), else the one TENANT_RESOLVER names for its user."""
+    (TOKEN_TENANTS), else the one TENANT_RESOLVER names for its user; an inactive tenant
+    too (the pipeline refuses its requests)."""
     tenant_id = key_entry.tenant_id if key_entry else None
     if token is not None and token.application is not None:
         slug = config["TOKEN_TENANTS"].get(token.application)
@@ -183,7 +184,7 @@ def resolve_tenant(
         elif resolved is not None:
             tenant_id = getattr(resolved, "pk", resolved)
     tenant = snapshot.tenants.get(tenant_id) if tenant_id is not None else None
-    return tenant if tenant is not None and tenant.active else None
+    return tenant
 
 
 def identify(

@@ -154,6 +154,14 @@ def throttled_response(decision: Decision, config: Config | None = None) -> Json
     return response
 
 
+TENANT_INACTIVE_MESSAGE = "The tenant of this API key is inactive."
+
+
+def tenant_inactive_response() -> JsonResponse:
+    """403 for a request whose tenant is inactive (Tenant.active off)."""
+    return JsonResponse({"detail": TENANT_INACTIVE_MESSAGE, "code": "tenant_inactive"}, status=403)
+
+
 def unavailable_body(retry_after: float) -> dict[str, Any]:
     """The body of a fail-closed 503, in the shape of the 429 body."""
     return {

@@ -53,6 +53,8 @@ class PolicyThrottle(BaseThrottle):
         self.verdict = enforcement.check(request._request, group=group, user=user)
         if self.verdict.allowed:
             return True
+        if self.verdict.tenant_inactive:
+            raise exceptions.PermissionDenied(responses.TENANT_INACTIVE_MESSAGE)
         if self.verdict.unavailable:
             raise RateLimiterUnavailable(self.verdict.retry_after)
         if get_config()["BODY"] == "drf":

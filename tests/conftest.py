@@ -51,6 +51,17 @@ def stack():
     return settings.STACK
 
 
+def pytest_collection_modifyitems(config, items):
+    """The browser tests run only when the marker expression names them (make
+    test-browser): a pass such as ``-m "not services"`` must not start Chromium."""
+    if "browser" in (config.option.markexpr or ""):
+        return
+    browser = [item for item in items if item.get_closest_marker("browser") is not None]
+    if browser:
+        config.hook.pytest_deselected(items=browser)
+        items[:] = [item for item in items if item.get_closest_marker("browser") is None]
+
+
 def pytest_report_header(config):
     import django
 

@@ -7,7 +7,9 @@ a throwaway one is started on a free loopback port. With RATELIMIT_REQUIRE_SERVI
 
 With --reliability it runs only the slow tests (faults, soak), on PostgreSQL and Redis,
 which are then required; with --cluster only the tests that start a Redis Cluster, a
-Sentinel set-up and a Valkey server of their own (tests/topologies.py).
+Sentinel set-up and a Valkey server of their own (tests/topologies.py); with --browser
+only the admin's tests in headless Chromium (tests/test_browser.py), on PostgreSQL and
+Redis, which are then required.
 """
 
 import os
@@ -35,7 +37,7 @@ def run_pytest(stack, extra_env, args, marker=None):
         "RATELIMIT_RUN_ID": str(os.getpid()),
     }
     if marker is None:
-        marker = "not slow and not cluster"
+        marker = "not slow and not cluster and not browser"
         if stack != "services":
             marker = "not services and " + marker
     print(f"\n===== pytest pass: {stack} ({marker}) =====", flush=True)
@@ -46,9 +48,11 @@ def run_pytest(stack, extra_env, args, marker=None):
 def main(args):
     reliability = "--reliability" in args
     cluster = "--cluster" in args
-    args = [a for a in args if a not in ("--reliability", "--cluster")]
-    required = reliability or cluster or os.environ.get("RATELIMIT_REQUIRE_SERVICES") == "1"
-    status = 0 if reliability or cluster else run_pytest("local", {}, args)
+    browser = "--browser" in args
+    args = [a for a in args if a not in ("--reliability", "--cluster", "--browser")]
+    dedicated = reliability or cluster or browser
+    required = dedicated or os.environ.get("RATELIMIT_REQUIRE_SERVICES") == "1"
+    status = 0 if dedicated else run_pytest("local", {}, args)
     redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
     database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     throwaway = None
@@ -73,6 +77,7 @@ def main(args):
             return status
         env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url}
         marker = "slow" if reliability else "cluster" if cluster else None
+        marker = "browser" if browser else marker
         return run_pytest("services", env, args, marker) or status
     finally:
         if throwaway:

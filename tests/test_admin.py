@@ -270,7 +270,9 @@ def test_editing_a_row_into_a_duplicate_is_a_form_error_and_a_disabled_copy_is_f
     second.refresh_from_db()
     assert second.period == 3600
     rows[1].pop("enabled")  # a disabled duplicate is allowed (kept for later)
-    response = superuser_client.post(url, _tier_form(tier, rows, initial=2))
+    # Disabling a limit is confirmed (the guard rails, tests/test_guard_rails.py).
+    form = {**_tier_form(tier, rows, initial=2), "_ratelimit_confirmed": "1"}
+    response = superuser_client.post(url, form)
     assert response.status_code == 302, response.content.decode()[:3000]
     second.refresh_from_db()
     assert (second.period, second.enabled) == (60, False)

@@ -99,12 +99,12 @@ def resolve_to_slug(request, user):
     "named, active, expected",
     [
         ("acme", True, 7),  # an active tenant is the request's
-        ("acme", False, None),  # an inactive one counts as no tenant
+        ("acme", False, 7),  # an inactive one too: the pipeline refuses it (403)
         ("nobody", True, None),  # an unknown slug too
         (None, True, None),  # the resolver names none
     ],
 )
-def test_the_tenant_a_resolver_names_counts_only_if_it_is_active(named, active, expected):
+def test_the_tenant_a_resolver_names_is_the_requests(named, active, expected):
     from django.test import RequestFactory
 
     from ratelimit_app.identity import resolve_tenant
@@ -119,7 +119,7 @@ def test_the_tenant_a_resolver_names_counts_only_if_it_is_active(named, active, 
     assert (tenant.id if tenant else None) == expected
 
 
-def test_a_keys_tenant_that_is_inactive_counts_as_no_tenant():
+def test_a_keys_tenant_is_the_requests_active_or_not():
     from django.test import RequestFactory
 
     from ratelimit_app.identity import resolve_tenant
@@ -129,6 +129,7 @@ def test_a_keys_tenant_that_is_inactive_counts_as_no_tenant():
     snapshot.tenants[3] = TenantEntry(3, "gone", tier_id=1, active=False)
     key = KeyEntry(1, "hash", tenant_id=3)
     request = RequestFactory().get("/")
-    assert resolve_tenant(request, None, snapshot, {"TENANT_RESOLVER": None}, key) is None
+    tenant = resolve_tenant(request, None, snapshot, {"TENANT_RESOLVER": None}, key)
+    assert (tenant.id, tenant.active) == (3, False)  # not anonymous: refused (test_guard_rails)
     snapshot.tenants[3] = TenantEntry(3, "gone", tier_id=1, active=True)
     assert resolve_tenant(request, None, snapshot, {"TENANT_RESOLVER": None}, key).id == 3

@@ -42,6 +42,31 @@ def test_tenant_override_replaces_the_tier_limit_of_the_same_scope_and_period():
     }
 
 
+def test_tenants_with_equal_overrides_share_one_mapping_and_keep_their_own_numbers():
+    # Ten thousand tenants overriding alike must not cost ten thousand copies, and the
+    # sharing must never hand one tenant another's numbers.
+    tier = TenantFactory().tier
+    admin, web = EndpointGroupFactory(slug="admin"), EndpointGroupFactory(slug="web")
+    LimitFactory(group=admin, tier=tier, rate=300, burst=50)
+    alike = [TenantFactory(tier=tier) for _ in range(3)]
+    for tenant in alike:
+        LimitFactory(group=admin, tier=None, tenant=tenant, rate=600, burst=100)
+        LimitFactory(group=web, tier=None, tenant=tenant, rate=30, burst=None)
+    apart = TenantFactory(tier=tier)
+    LimitFactory(group=admin, tier=None, tenant=apart, rate=601, burst=100)
+    snapshot = build_snapshot()
+    mappings = {id(snapshot.tenant_limits[tenant.pk]) for tenant in alike}
+    assert len(mappings) == 1
+    assert snapshot.tenant_limits[apart.pk] is not snapshot.tenant_limits[alike[0].pk]
+    for tenant in alike:
+        entry = snapshot.tenants[tenant.pk]
+        assert [lim.rate for lim in snapshot.limits_for("admin", entry, ())] == [600]
+        assert [lim.rate for lim in snapshot.limits_for("web", entry, ())] == [30]
+    entry = snapshot.tenants[apart.pk]
+    assert [lim.rate for lim in snapshot.limits_for("admin", entry, ())] == [601]
+    assert snapshot.limits_for("web", entry, ()) == ()
+
+
 def test_global_groups_add_their_limits_to_every_group():
     tenant = TenantFactory()
     own = EndpointGroupFactory(slug="own")

@@ -12,7 +12,15 @@ import pytest
 from ratelimit_app.models import CredentialBan, Limit
 from ratelimit_app.policy import SnapshotHolder, revision
 from ratelimit_app.policy import holder as holder_module
-from tests.factories import ApiKeyFactory, BanRuleFactory, CredentialBanFactory, LimitFactory
+from tests.factories import (
+    ApiKeyFactory,
+    BanRuleFactory,
+    CredentialBanFactory,
+    EndpointGroupFactory,
+    LimitFactory,
+    TenantFactory,
+    TierFactory,
+)
 
 pytestmark = pytest.mark.django_db
 WAIT = 10  # seconds an event may take at most; a passing test never waits this long
@@ -178,3 +186,128 @@ def test_the_process_that_edits_sees_its_edit_at_its_next_request(settings):
         assert rates == [61]
     finally:
         holder.stop()
+
+
+# -- one tenant changed: that tenant is read again, nothing else ----------------------
+
+
+def _rates(snapshot, group, tenant):
+    return [lim.rate for lim in snapshot.limits_for(group.slug, snapshot.tenants[tenant.pk], ())]
+
+
+@pytest.fixture
+def two_tenants():
+    """Two tenants of one tier (300/min on its group), each overriding it."""
+    group = EndpointGroupFactory(slug="admin")
+    tier = TierFactory(name="free")
+    LimitFactory(group=group, tier=tier, rate=300)
+    edited, other = TenantFactory(tier=tier), TenantFactory(tier=tier)
+    override = LimitFactory(group=group, tier=None, tenant=edited, rate=600)
+    LimitFactory(group=group, tier=None, tenant=other, rate=900)
+    return group, edited, other, override
+
+
+def test_an_override_edit_rereads_its_tenant_and_shares_the_rest(builds, two_tenants):
+    group, edited, other, override = two_tenants
+    holder = SnapshotHolder()
+    first = holder.get()
+    others_limits = first.tenant_limits[other.pk]
+    override.rate = 601
+    override.save()
+    fresh = holder.get()
+    assert builds == [1]
+    assert _rates(fresh, group, edited) == [601]
+    assert fresh.tenant_limits[other.pk] is others_limits  # not read again
+    assert _rates(first, group, edited) == [600]  # a request holding the old one goes on
+    assert fresh.revision == revision.current()
+
+
+def test_a_deleted_override_gives_its_tenant_the_tier_limit_again(builds, two_tenants):
+    group, edited, other, override = two_tenants
+    holder = SnapshotHolder()
+    holder.get()
+    override.delete()
+    fresh = holder.get()
+    assert builds == [1]
+    assert (_rates(fresh, group, edited), _rates(fresh, group, other)) == ([300], [900])
+
+
+def test_a_tenant_moved_to_another_tier_gets_that_tiers_limits(builds):
+    group = EndpointGroupFactory(slug="admin")
+    free, paid = TierFactory(name="free"), TierFactory(name="paid")
+    LimitFactory(group=group, tier=free, rate=300)
+    LimitFactory(group=group, tier=paid, rate=3000)
+    tenant = TenantFactory(tier=free)
+    holder = SnapshotHolder()
+    holder.get()
+    tenant.tier = paid
+    tenant.save()
+    fresh = holder.get()
+    assert builds == [1]
+    assert _rates(fresh, group, tenant) == [3000]
+
+
+def test_keys_of_a_tenant_come_and_go_without_a_rebuild(builds):
+    tenant = TenantFactory()
+    kept = ApiKeyFactory(tenant=tenant)
+    holder = SnapshotHolder()
+    holder.get()
+    added = ApiKeyFactory(tenant=tenant)
+    assert {kept.prefix, added.prefix} <= set(holder.get().api_keys)
+    added.revoked = True
+    added.save()
+    snapshot = holder.get()
+    assert added.prefix not in snapshot.api_keys and kept.prefix in snapshot.api_keys
+    tenant.active = False
+    tenant.save()
+    snapshot = holder.get()
+    # Its keys stay known, so that its requests are refused as an inactive tenant's.
+    assert snapshot.api_keys[kept.prefix].tenant_id == tenant.pk
+    assert snapshot.tenants[tenant.pk].active is False
+    assert builds == [1]
+
+
+def test_a_new_tenant_and_a_renamed_one_are_taken_in(builds):
+    tenant = TenantFactory(slug="before")
+    holder = SnapshotHolder()
+    holder.get()
+    tenant.slug = "after"
+    tenant.save()
+    created = TenantFactory(slug="created", tier=tenant.tier)
+    snapshot = holder.get()
+    assert snapshot.tenant_slugs.get("after") == tenant.pk
+    assert "before" not in snapshot.tenant_slugs
+    assert snapshot.tenant_slugs.get("created") == created.pk
+    assert builds == [1]
+
+
+def test_an_override_moved_to_another_tenant_rebuilds(builds, two_tenants):
+    # Two tenants change and only the new owner would be marked: the whole policy is read.
+    group, edited, other, override = two_tenants
+    holder = SnapshotHolder()
+    holder.get()
+    Limit.objects.filter(tenant=other).delete()
+    builds.clear()
+    holder.get()
+    override.tenant = other
+    override.save()
+    fresh = holder.get()
+    assert builds == [1]
+    assert (_rates(fresh, group, edited), _rates(fresh, group, other)) == ([300], [600])
+
+
+def test_a_tier_limit_edit_and_a_deleted_tenant_rebuild(builds, two_tenants):
+    group, edited, other, _ = two_tenants
+    holder = SnapshotHolder()
+    holder.get()
+    Limit.objects.filter(tier__isnull=False).update(rate=301)
+    tier_limit = Limit.objects.get(tier__isnull=False)
+    tier_limit.save()
+    assert _rates(holder.get(), group, other) == [900]
+    assert builds == [1, 1]
+    gone = other.pk
+    other.delete()
+    snapshot = holder.get()
+    assert builds == [1, 1, 1]
+    assert gone not in snapshot.tenants and gone not in snapshot.tenant_limits
+    assert _rates(snapshot, group, edited) == [600]

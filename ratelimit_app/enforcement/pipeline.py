@@ -20,7 +20,13 @@ from ratelimit_app.conf import get_config
 from ratelimit_app.counters.algorithms import LimitSpec
 from ratelimit_app.counters.base import BackendUnavailable, Decision, key_base
 from ratelimit_app.enforcement.specs import cached_specs
-from ratelimit_app.enforcement.verdict import NOT_LIMITED, Verdict, from_decision, unavailable
+from ratelimit_app.enforcement.verdict import (
+    NOT_LIMITED,
+    Verdict,
+    from_decision,
+    tenant_inactive,
+    unavailable,
+)
 from ratelimit_app.policy import PolicySnapshot
 from ratelimit_app.signals import request_throttled
 
@@ -107,6 +113,8 @@ def _resolve(
     needs_user = snapshot.has_user_limits or bool(config["TENANT_RESOLVER"])
     now = runtime.wall_clock()
     who = identity.identify(request, snapshot, config, user=user, needs_user=needs_user, now=now)
+    if who.tenant is not None and not who.tenant.active:
+        return tenant_inactive(group)  # suspended: refused, neither counted nor anonymous
     # 3. Credentials: the pair a ban rule watches.
     watched = watch(request, rule, who.ip) if rule is not None else None
     base = key_base(config)

@@ -18,6 +18,7 @@ class Verdict:
     (``unavailable``); ``allowed`` already folds in the failure mode. ``watched`` is the
     ban stage's view of a watched token request, for failure counting after the view.
     ``local`` when this process's record of denials answered, with no store call.
+    ``tenant_inactive`` when the request's tenant is not active: refused (403), uncounted.
     """
 
     decision: Decision | None
@@ -27,9 +28,15 @@ class Verdict:
     retry_after: float = 0.0
     watched: BanWatch | None = None
     local: bool = False
+    tenant_inactive: bool = False
 
 
 NOT_LIMITED = Verdict(decision=None, group=None)
+
+
+def tenant_inactive(group: str | None) -> Verdict:
+    """The Verdict of a request whose tenant is inactive (Tenant.active off): refused."""
+    return Verdict(decision=None, group=group, allowed=False, tenant_inactive=True)
 
 
 def from_decision(
@@ -64,6 +71,8 @@ def denial_response(verdict: Verdict, config: dict[str, Any] | None = None) -> H
     """The response that replaces the view for a denied Verdict, or None if allowed."""
     if verdict.allowed:
         return None
+    if verdict.tenant_inactive:
+        return responses.tenant_inactive_response()
     if verdict.unavailable or verdict.decision is None:
         return responses.unavailable_response(verdict.retry_after)
     return responses.throttled_response(verdict.decision, config)

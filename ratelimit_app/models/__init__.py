@@ -1,5 +1,6 @@
 """The app's models: policies (tiers, tenants, groups, limits, keys) and bans."""
 
+from ratelimit_app.models.audit import EditAction, PolicyEdit
 from ratelimit_app.models.bans import (
     BanKind,
     BanRule,
@@ -28,8 +29,10 @@ __all__ = [
     "CountedBy",
     "CredentialBan",
     "CredentialBanQuerySet",
+    "EditAction",
     "EndpointGroup",
     "Limit",
+    "PolicyEdit",
     "PolicyRevision",
     "Scope",
     "Tenant",

@@ -40,6 +40,9 @@ class Tenant(models.Model):
     tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="tenants")
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The policy revision that last changed this tenant, its overrides or its keys:
+    # processes re-read only the tenants changed since their snapshot's revision.
+    revision = models.PositiveBigIntegerField(default=0, db_index=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -296,9 +299,10 @@ class PolicyRevision(models.Model):
     """A single row whose number goes up on every policy edit; processes poll it.
 
     ``number`` moves on every edit, bans included; ``policy_number`` is the number of the
-    last edit that was not a ban being written, extended or lifted. A process whose
-    snapshot is at that policy number only reads the ban rows changed since (their
-    ``revision``) instead of building a whole new snapshot.
+    last edit that was neither a ban being written, extended or lifted nor a change to
+    one tenant (its row, its overrides, its keys). A process whose snapshot is at that
+    policy number only reads the ban rows and tenants changed since (their ``revision``)
+    instead of building a whole new snapshot.
     """
 
     number = models.PositiveBigIntegerField(default=0)

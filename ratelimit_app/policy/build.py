@@ -6,9 +6,11 @@ their own, by what changed since a snapshot (``changed_bans``), so that a new ba
 not cost every process a whole rebuild.
 """
 
+import copy
 import gc
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 from django.db.models import F, FloatField, Func, QuerySet
@@ -29,6 +31,7 @@ from ratelimit_app.policy.snapshot import PolicySnapshot, fingerprint_key
 # (rule_id, fingerprint, expires_at, lifted_at, banned_at) of a ban row
 BanRow = tuple[int | None, str, datetime, datetime | None, datetime]
 BAN_FIELDS = ("rule_id", "fingerprint", "expires_at", "lifted_at", "banned_at")
+_UNSEEN: Any = object()
 
 
 def build_snapshot(now: datetime | None = None) -> PolicySnapshot:
@@ -123,8 +126,12 @@ def _read_bans(snapshot: PolicySnapshot, rows: QuerySet[CredentialBan]) -> None:
     lifted = rows.exclude(lifted_at=None).values_list(
         "rule_id", "fingerprint", "expires_at", "lifted_at"
     )
+    # Nothing is lifted yet and each pair has one row in force: plain assignments.
     for rule_id, fingerprint, expires_at in bans:
-        _record(snapshot, rule_id, fingerprint_key(fingerprint), expires_at, None)
+        if rule_id in snapshot.bans:
+            snapshot.bans[rule_id][fingerprint_key(fingerprint)] = expires_at
+        else:
+            snapshot.bans[rule_id] = {fingerprint_key(fingerprint): expires_at}
     for rule_id, fingerprint, expires, lifted_at in lifted:
         _record(snapshot, rule_id, fingerprint_key(fingerprint), expires.timestamp(), lifted_at)
 
@@ -150,48 +157,104 @@ def _read_groups(snapshot: PolicySnapshot) -> None:
     snapshot.global_groups = tuple(snapshot.global_matchers)
 
 
-def _read_limits(snapshot: PolicySnapshot) -> None:
+def _read_limits(snapshot: PolicySnapshot, tenant_ids: Collection[int] | None = None) -> None:
     # Unordered (sorting a hundred thousand rows in the database cost more than the
     # rest): each owner's limits are put in the model's order, scope then period, here.
     rows = Limit.objects.filter(enabled=True).order_by()
+    if tenant_ids is not None:
+        rows = rows.filter(tier=None, tenant_id__in=tenant_ids)
     fields = ("pk", "group__slug", "scope", "algorithm", "rate", "period", "burst", "shadow")
     tiers: dict[tuple[str, int | None], list[LimitEntry]] = {}
-    tenants: dict[tuple[str, int | None], list[LimitEntry]] = {}
-    shared: dict[str, str] = {}  # one str per group, scope and algorithm, not one per row
-    equal: dict[LimitEntry, LimitEntry] = {}  # one entry per distinct limit, not per row
+    tenants: dict[int, list[LimitEntry]] = {}
+    # One entry per distinct limit, not per row (many tenants override alike), made
+    # once: the row's values are the memo's key.
+    made: dict[tuple[Any, ...], LimitEntry | None] = {}
     for row in rows.values_list(*fields, "tier_id", "tenant_id"):
-        group, scope, algorithm = (shared.setdefault(text, text) for text in row[1:4])
-        made = limit_entry(row[0], group, scope, algorithm, *row[4:8])
-        if made is None:
+        values = row[1:8]
+        entry = made.get(values, _UNSEEN)
+        if entry is _UNSEEN:
+            entry = made[values] = limit_entry(row[0], *values)
+        if entry is None:
             continue
-        entry = equal.setdefault(made, made)
         tier_id, tenant_id = row[8], row[9]
-        owner = (group, tier_id) if tier_id else (group, tenant_id)
-        owners = tiers if tier_id else tenants
-        if owner in owners:
-            owners[owner].append(entry)
+        if tier_id:
+            tiers.setdefault((entry.group, tier_id), []).append(entry)
+        elif tenant_id in tenants:
+            tenants[tenant_id].append(entry)
         else:
-            owners[owner] = [entry]
-        snapshot.has_user_limits |= scope == "user"
-    # Tuples in the model's order, equal ones shared (many tenants override alike).
-    owned: dict[tuple[LimitEntry, ...], tuple[LimitEntry, ...]] = {}
-    for source, target in ((tiers, snapshot.tier_limits), (tenants, snapshot.tenant_limits)):
-        for key, entries in source.items():
-            ordered = tuple(sorted(entries, key=_model_order))
-            target[key] = owned.setdefault(ordered, ordered)
+            tenants[tenant_id] = [entry]
+    snapshot.has_user_limits |= any(entry and entry.scope == "user" for entry in made.values())
+    for owner, entries in tiers.items():
+        snapshot.tier_limits[owner] = tuple(sorted(entries, key=_model_order))
+    # A tenant's overrides by group; tenants whose overrides are equal share one mapping
+    # (a hundred thousand override rows of alike tenants are a few mappings, not 14 MB).
+    shared: dict[frozenset[LimitEntry], dict[str, tuple[LimitEntry, ...]]] = {}
+    for tenant_id, entries in tenants.items():
+        key = frozenset(entries)
+        if len(key) != len(entries):  # two equal rows: a set would count them once
+            snapshot.tenant_limits[tenant_id] = overrides_by_group(entries)
+            continue
+        mapping = shared.get(key)
+        if mapping is None:
+            mapping = shared[key] = overrides_by_group(entries)
+        snapshot.tenant_limits[tenant_id] = mapping
+
+
+def overrides_by_group(entries: Iterable[LimitEntry]) -> dict[str, tuple[LimitEntry, ...]]:
+    """A tenant's override entries by group, each group's in the model's order."""
+    groups: dict[str, list[LimitEntry]] = {}
+    for entry in entries:
+        groups.setdefault(entry.group, []).append(entry)
+    return {group: tuple(sorted(found, key=_model_order)) for group, found in groups.items()}
 
 
 def _model_order(entry: LimitEntry) -> tuple[str, int, str]:
     return (entry.scope, entry.period, entry.algorithm)
 
 
-def _read_tenants(snapshot: PolicySnapshot) -> None:
-    tenants = Tenant.objects.order_by().values_list("pk", "slug", "tier_id", "active")
-    for pk, slug, tier_id, active in tenants:
+def _read_tenants(snapshot: PolicySnapshot, tenant_ids: Collection[int] | None = None) -> None:
+    tenants = Tenant.objects.order_by()
+    # An inactive tenant's keys too: its requests are known, and refused (pipeline).
+    keys = ApiKey.objects.filter(revoked=False).order_by()
+    if tenant_ids is not None:
+        tenants, keys = tenants.filter(pk__in=tenant_ids), keys.filter(tenant_id__in=tenant_ids)
+    for pk, slug, tier_id, active in tenants.values_list("pk", "slug", "tier_id", "active"):
         snapshot.tenants[pk] = TenantEntry(pk, slug, tier_id, active)
         snapshot.tenant_slugs[slug] = pk
-    keys = ApiKey.objects.filter(revoked=False, tenant__active=True).order_by()
     for pk, prefix, hashed, tenant_id in keys.values_list(
         "pk", "prefix", "hashed_secret", "tenant_id"
     ):
         snapshot.api_keys[prefix] = KeyEntry(pk, hashed, tenant_id)
+        held = snapshot.tenant_keys.get(tenant_id, ())
+        snapshot.tenant_keys[tenant_id] = (*held, prefix)
+
+
+def changed_tenants(since: int) -> list[int]:
+    """The tenants whose row, overrides or keys changed after policy revision ``since``."""
+    return list(Tenant.objects.filter(revision__gt=since).values_list("pk", flat=True))
+
+
+def with_tenants_reread(held: PolicySnapshot, tenant_ids: Collection[int]) -> PolicySnapshot:
+    """A copy of ``held`` in which ``tenant_ids`` (their rows, overrides and keys) are read
+    again, and everything else is shared: an edit to one tenant costs that tenant's
+    entries and a copy of a few maps, never a rebuild. Requests holding ``held`` go on
+    with it; the copy's memos start empty."""
+    fresh = copy.copy(held)
+    fresh.tenants, fresh.tenant_slugs = dict(held.tenants), dict(held.tenant_slugs)
+    fresh.api_keys, fresh.tenant_keys = dict(held.api_keys), dict(held.tenant_keys)
+    fresh.tenant_limits = dict(held.tenant_limits)
+    fresh.spec_cache, fresh._limits, fresh.key_lookups = {}, {}, {}
+    for tenant_id in tenant_ids:
+        _forget_tenant(fresh, tenant_id)
+    _read_tenants(fresh, tenant_ids)
+    _read_limits(fresh, tenant_ids)
+    return fresh
+
+
+def _forget_tenant(snapshot: PolicySnapshot, tenant_id: int) -> None:
+    entry = snapshot.tenants.pop(tenant_id, None)
+    if entry is not None and snapshot.tenant_slugs.get(entry.slug) == tenant_id:
+        del snapshot.tenant_slugs[entry.slug]
+    for prefix in snapshot.tenant_keys.pop(tenant_id, ()):
+        snapshot.api_keys.pop(prefix, None)
+    snapshot.tenant_limits.pop(tenant_id, None)

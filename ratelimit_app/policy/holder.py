@@ -6,8 +6,8 @@ by the holder's own thread, so an idle process learns too) or, without one, from
 database. With POLICY_REFRESH "background" (the default) a thread of the process then
 builds the new snapshot beside the one requests use and swaps it in: no request ever
 waits for a rebuild, and only the very first request of a process builds one. An edit
-that only wrote, extended or lifted ban rows is taken in by reading those rows, not by
-a rebuild (see models.PolicyRevision).
+that only wrote, extended or lifted ban rows, or changed single tenants, is taken in by
+reading those rows, not by a rebuild (see models.PolicyRevision).
 """
 
 import contextlib
@@ -21,7 +21,14 @@ from django.db import DatabaseError, close_old_connections
 
 from ratelimit_app.conf import get_config
 from ratelimit_app.policy import revision
-from ratelimit_app.policy.build import BanRow, apply_ban_rows, build_snapshot, changed_bans
+from ratelimit_app.policy.build import (
+    BanRow,
+    apply_ban_rows,
+    build_snapshot,
+    changed_bans,
+    changed_tenants,
+    with_tenants_reread,
+)
 from ratelimit_app.policy.snapshot import PolicySnapshot
 from ratelimit_app.signals import policy_snapshot_refresh_failed, policy_snapshot_refreshed
 
@@ -250,10 +257,7 @@ class SnapshotHolder:
                 self.snapshot = build_snapshot()
                 self.built_at, self.ban_changes, built = now, 0, True
             elif number != held.revision:
-                rows = changed_bans(held.revision)
-                apply_ban_rows(held, rows)
-                held.revision = number
-                self.ban_changes += len(rows)
+                self._take_in_changes(held, number)
         except DatabaseError as exc:
             self._refresh_failed(now, exc)
             return
@@ -271,6 +275,18 @@ class SnapshotHolder:
             built=built,
             seconds=time.perf_counter() - started,
         )
+
+    def _take_in_changes(self, held: PolicySnapshot, number: int) -> None:
+        # Only ban rows and single tenants changed: the tenants are read again into a
+        # copy swapped in whole (requests see them all or none), the ban rows applied in
+        # place, as each pair's entry is one assignment.
+        tenants = changed_tenants(held.revision)
+        rows = changed_bans(held.revision)
+        fresh = with_tenants_reread(held, tenants) if tenants else held
+        apply_ban_rows(fresh, rows)
+        fresh.revision = number
+        self.snapshot = fresh
+        self.ban_changes += len(rows)
 
     def _needs_rebuild(self, held: PolicySnapshot, number: int, policy_number: int) -> bool:
         # Anything but ban rows changed, the numbers went back (a restored database), or

@@ -46,7 +46,7 @@ def lookup_api_key(
         return None
     try:
         row = (
-            ApiKey.objects.filter(prefix=prefix, revoked=False, tenant__active=True)
+            ApiKey.objects.filter(prefix=prefix, revoked=False)
             .values_list("pk", "hashed_secret", "tenant_id")
             .first()
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_save
 
 from ratelimit_app import models
 from ratelimit_app.signals import policy_revised
@@ -75,6 +75,53 @@ def _on_change(sender: type, **kwargs: Any) -> None:
     bump()
 
 
+def bump_tenant(tenant_id: int) -> int:
+    """Raise the revision for an edit that changed only one tenant (its row, its
+    overrides or its keys): processes re-read that tenant, not the whole policy."""
+    number = bump(policy=False)
+    models.Tenant.objects.filter(pk=tenant_id).update(revision=number)
+    return number
+
+
+def _owner(instance: Any) -> int | None:
+    """The one tenant a row belongs to: a tenant, its override or its key (None for a
+    tier's limit, which many tenants share)."""
+    if isinstance(instance, models.Tenant):
+        return instance.pk
+    if isinstance(instance, models.Limit) and instance.tier_id is not None:
+        return None
+    return instance.tenant_id
+
+
+def _remember_owner(sender: Any, instance: Any, **kwargs: Any) -> None:
+    # An edit that moves a row to another owner changes two of them: noted here.
+    if kwargs.get("raw") or instance.pk is None:
+        instance._ratelimit_old_owner = _owner(instance)
+        return
+    fields = ("tier_id", "tenant_id") if sender is models.Limit else ("tenant_id",)
+    before = sender.objects.filter(pk=instance.pk).values(*fields).first()
+    instance._ratelimit_old_owner = _owner(sender(**before)) if before else _owner(instance)
+
+
+def _on_tenant_row_saved(sender: type, instance: Any, **kwargs: Any) -> None:
+    if kwargs.get("raw"):
+        return
+    owner = _owner(instance)
+    if owner is None or getattr(instance, "_ratelimit_old_owner", owner) != owner:
+        bump()
+    else:
+        bump_tenant(owner)
+
+
+def _on_tenant_row_deleted(sender: type, instance: Any, **kwargs: Any) -> None:
+    owner = _owner(instance)
+    # A deleted tenant leaves nothing to read as a change: the whole policy is read again.
+    if owner is None or sender is models.Tenant:
+        bump()
+    else:
+        bump_tenant(owner)
+
+
 def _on_ban_saved(sender: type, instance: models.CredentialBan, **kwargs: Any) -> None:
     if kwargs.get("raw"):
         return
@@ -84,9 +131,19 @@ def _on_ban_saved(sender: type, instance: models.CredentialBan, **kwargs: Any) -
     instance.revision = number
 
 
+TENANT_ROWS = (models.Tenant, models.Limit, models.ApiKey)
 for _model in WATCHED:
+    uid = f"{_model}"
+    if _model in TENANT_ROWS:
+        if _model is not models.Tenant:  # a tenant is its own owner: nothing to read
+            pre_save.connect(_remember_owner, sender=_model, dispatch_uid=f"ratelimit_own_{uid}")
+        post_save.connect(_on_tenant_row_saved, sender=_model, dispatch_uid=f"ratelimit_rev_{uid}")
+        post_delete.connect(
+            _on_tenant_row_deleted, sender=_model, dispatch_uid=f"ratelimit_rev_del_{uid}"
+        )
+        continue
     if _model is not models.CredentialBan:
-        post_save.connect(_on_change, sender=_model, dispatch_uid=f"ratelimit_rev_save_{_model}")
+        post_save.connect(_on_change, sender=_model, dispatch_uid=f"ratelimit_rev_save_{uid}")
     # A deleted ban row leaves nothing to read as a change: the whole policy is read again.
-    post_delete.connect(_on_change, sender=_model, dispatch_uid=f"ratelimit_rev_del_{_model}")
+    post_delete.connect(_on_change, sender=_model, dispatch_uid=f"ratelimit_rev_del_{uid}")
 post_save.connect(_on_ban_saved, sender=models.CredentialBan, dispatch_uid="ratelimit_rev_ban")

@@ -14,6 +14,7 @@ from ratelimit_app.policy.entries import BanRuleEntry, KeyEntry, LimitEntry, Ten
 
 PATH_CACHE_SIZE = 10_000
 DEFAULT_HEADER_STYLE = ("", "tightest")
+NO_OVERRIDES: dict[str, tuple[LimitEntry, ...]] = {}
 
 
 @dataclass
@@ -34,10 +35,12 @@ class PolicySnapshot:
     matchers: tuple[tuple[re.Pattern[str], str], ...] = ()
     # (group slug, tier or tenant id) -> limits; lists while built, tuples once built
     tier_limits: dict[tuple[str, int | None], Sequence[LimitEntry]] = field(default_factory=dict)
-    tenant_limits: dict[tuple[str, int | None], Sequence[LimitEntry]] = field(default_factory=dict)
+    # tenant id -> {group slug -> its overrides}; tenants with equal overrides share one
+    tenant_limits: dict[int, dict[str, tuple[LimitEntry, ...]]] = field(default_factory=dict)
     tenants: dict[int, TenantEntry] = field(default_factory=dict)
     tenant_slugs: dict[str, int] = field(default_factory=dict)
     api_keys: dict[str, KeyEntry] = field(default_factory=dict)  # prefix -> KeyEntry
+    tenant_keys: dict[int, tuple[str, ...]] = field(default_factory=dict)  # -> prefixes
     # Prefixes this snapshot lacks, as read from the database: (read at, entry or None)
     key_lookups: dict[str, tuple[float, KeyEntry | None]] = field(default_factory=dict)
     ban_rules: tuple[BanRuleEntry, ...] = ()
@@ -103,9 +106,13 @@ class PolicySnapshot:
         base = self.tier_limits.get((group, tier_id), [])
         if tenant is None:
             return base
-        overrides = self.tenant_limits.get((group, tenant.id), [])
+        overrides = self.overrides(group, tenant.id)
         replaced = {(o.scope, o.period) for o in overrides}
         return [*overrides, *(b for b in base if (b.scope, b.period) not in replaced)]
+
+    def overrides(self, group: str, tenant_id: int) -> tuple[LimitEntry, ...]:
+        """The tenant's own limits for ``group`` (none: its tier's apply)."""
+        return self.tenant_limits.get(tenant_id, NO_OVERRIDES).get(group, ())
 
     def header_style(self, group: str | None) -> tuple[str, str]:
         """How ``group``'s responses give X-RateLimit-*: see EndpointGroup."""

@@ -11,67 +11,63 @@ local WIDTH_BITS, TIME_HIGH, TIME_LOW = 6, 26, 27
 -- A literal, not a loop: the table is made on every call of the script.
 local POW = {[0] = 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576, 2097152, 4194304, 8388608, 16777216, 33554432, 67108864, 134217728, 268435456, 536870912, 1073741824, 2147483648, 4294967296, 8589934592, 17179869184, 34359738368, 68719476736, 137438953472, 274877906944, 549755813888, 1099511627776}
 
--- `fields[i]` in `widths[i]` bits each, most significant first, as bytes.
-local function pack_bits(fields, widths)
-  -- Fewer than 8 + 32 bits wait in `acc` at once: exact in a double.
-  local bytes, acc, bits = {}, 0, 0
-  for i = 1, #fields do
-    acc = acc * POW[widths[i]] + fields[i]
-    bits = bits + widths[i]
-    while bits >= 8 do
-      bits = bits - 8
-      local byte = floor(acc / POW[bits])
-      bytes[#bytes + 1] = byte
-      acc = acc - byte * POW[bits]
-    end
+-- The header's 59 bits end 3 bits into the 8th byte; the counts follow. Both are read
+-- and written inline, byte by byte (a function call per field cost more than its bits).
+local function ring_decode(raw, slots)
+  local b = {string.byte(raw, 1, -1)}
+  local width = floor((b[1] or 0) / 4)
+  if width < 1 or width > 32 or #raw ~= math.ceil((59 + slots * width) / 8) then
+    return nil
   end
-  if bits > 0 then bytes[#bytes + 1] = acc * POW[8 - bits] end
-  return string.char(unpack(bytes))
-end
-
--- A reader of the successive fields of `raw`: read(width) returns the next one.
-local function bit_reader(raw)
-  local bytes = {string.byte(raw, 1, -1)}
-  local pos, acc, bits = 1, 0, 0
-  return function(width)
+  -- 2 bits of b[1], 6 bytes, then the top 3 bits of b[8]: 2 + 48 + 3 = 53 bits.
+  local last = b[1] % 4
+  for i = 2, 7 do last = last * 256 + b[i] end
+  local acc = b[8]
+  last = last * 8 + floor(acc / 32)
+  acc = acc % 32
+  local bits, pos, counts = 5, 9, {}
+  for i = 1, slots do
     while bits < width do
-      acc = acc * 256 + (bytes[pos] or 0)
+      acc = acc * 256 + (b[pos] or 0)
       pos, bits = pos + 1, bits + 8
     end
     bits = bits - width
-    local value = floor(acc / POW[bits])
-    acc = acc - value * POW[bits]
-    return value
+    local unit = POW[bits]
+    local value = floor(acc / unit)
+    counts[i] = value
+    acc = acc - value * unit
   end
-end
-
-local function bit_length(n)
-  local width = 1
-  while POW[width] <= n do width = width + 1 end
-  return width
+  return last, counts
 end
 
 local function ring_encode(last, counts)
-  local width = bit_length(math.max(unpack(counts)))
-  local high = floor(last / POW[TIME_LOW])
-  local fields = {width, high, last - high * POW[TIME_LOW]}
-  local widths = {WIDTH_BITS, TIME_HIGH, TIME_LOW}
-  for i = 1, #counts do
-    fields[i + 3], widths[i + 3] = counts[i], width
+  local largest = math.max(unpack(counts))
+  local width = 1
+  while POW[width] <= largest do width = width + 1 end
+  -- The header: width (6 bits), then the time's 53 bits, most significant first.
+  local low3 = last % 8
+  local rest = (last - low3) / 8          -- 50 bits
+  local bytes = {}
+  for i = 7, 2, -1 do
+    local high = floor(rest / 256)
+    bytes[i] = rest - high * 256
+    rest = high
   end
-  return pack_bits(fields, widths)
+  bytes[1] = width * 4 + rest             -- rest: the top 2 bits
+  local acc, bits, n = low3, 3, 7
+  local scale = POW[width]
+  for i = 1, #counts do
+    acc = acc * scale + counts[i]
+    bits = bits + width
+    while bits >= 8 do
+      bits = bits - 8
+      local unit = POW[bits]
+      local byte = floor(acc / unit)
+      n = n + 1
+      bytes[n] = byte
+      acc = acc - byte * unit
+    end
+  end
+  if bits > 0 then bytes[n + 1] = acc * POW[8 - bits] end
+  return string.char(unpack(bytes))
 end
-
--- (last, counts), or nil when `raw` is not a ring of `slots` counts (another format).
-local function ring_decode(raw, slots)
-  local read = bit_reader(raw)
-  local width = read(WIDTH_BITS)
-  local size = math.ceil((WIDTH_BITS + TIME_HIGH + TIME_LOW + slots * width) / 8)
-  if width < 1 or width > 32 or #raw ~= size then return nil end
-  local high = read(TIME_HIGH)
-  local low = read(TIME_LOW)
-  local counts = {}
-  for i = 1, slots do counts[i] = read(width) end
-  return high * POW[TIME_LOW] + low, counts
-end
-
