@@ -146,6 +146,17 @@ def test_a_token_belongs_to_its_applications_tenant(http):
     assert forged.status == 200 and forged.header("X-RateLimit-Limit") is None
 
 
+def test_a_token_of_an_inactive_tenant_is_refused_like_its_keys(http):
+    from ratelimit_app.models import Tenant
+
+    token = new_token(http, "toolkit")
+    tenant = Tenant.objects.get(slug="paid-tenant")
+    tenant.active = False
+    tenant.save()  # as the admin saves it (the policy revision moves)
+    refused = http.get("/acp/admin/ping", **bearer(token))
+    assert refused.status == 403 and "inactive" in refused.json()["detail"]
+
+
 def test_a_revoked_token_loses_its_identity_within_a_second(http, clock):
     token = new_token(http, "toolkit")
     assert http.get("/acp/admin/ping", **bearer(token)).header("X-RateLimit-Limit") == "250"
