@@ -92,6 +92,10 @@ RATELIMIT_APP = {
     # Prometheus metrics at /metrics (pip install 'ratelimit_app[prometheus]').
     "METRICS": os.environ.get("RATELIMIT_METRICS") == "1",
     "METRICS_TOKEN": os.environ.get("RATELIMIT_METRICS_TOKEN") or None,
+    # Access tokens of /connect/token (signed) and of django-oauth-toolkit's /o/token/ are
+    # parties with budgets of their own; each client's tokens belong to a demo tenant.
+    "TOKEN_RESOLVER": "project.demo.tokens.DemoTokenResolver",
+    "TOKEN_TENANTS": {"demo-client": "free-tenant", "dot-client": "paid-tenant"},
 }
 
 REST_FRAMEWORK = {

@@ -2,9 +2,12 @@
 
 Untrusted input (paths, headers) must not grow a process without end, and a full memo
 must not turn every request into a miss at once: the oldest entry goes first, one at a
-time. Values longer than a memo's key limit are computed each time, never kept.
+time. Values longer than a memo's key limit are computed each time, never kept. Lookups
+that reach the database for a request's value are capped per second (LookupBudget).
 """
 
+import threading
+import time
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
@@ -46,3 +49,25 @@ def memoized(max_size: int) -> Callable[[Callable[[str], V]], Callable[[str], V]
         return wrapper
 
     return decorate
+
+
+class LookupBudget:
+    """At most ``per_second`` lookups in any one-second step of ``clock``."""
+
+    def __init__(self, per_second: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_second = per_second
+        self.clock = clock
+        self._second, self._spent = -1, 0
+        self._lock = threading.Lock()
+
+    def take(self, now: float | None = None) -> bool:
+        """Spend one lookup at ``now`` (default: the clock); False when this second's
+        are spent."""
+        second = int(self.clock() if now is None else now)
+        with self._lock:
+            if second != self._second:
+                self._second, self._spent = second, 0
+            if self._spent >= self.per_second:
+                return False
+            self._spent += 1
+            return True

@@ -35,6 +35,7 @@ def check_settings(app_configs=None, **kwargs):
     errors += _check_proxies(config)
     errors += _check_body(config)
     errors += _check_metrics(config)
+    errors += _check_tokens(config)
     if config["HASH_TAG"] is not None:
         errors.append(
             checks.Warning(
@@ -195,6 +196,38 @@ def _check_metrics(config):
                 f"{SETTING_NAME}['METRICS_TOKEN'] must be None or a string of at least 16 "
                 "characters (a random token, such as secrets.token_urlsafe(32)).",
                 id="ratelimit_app.E012",
+            )
+        )
+    return errors
+
+
+def _check_tokens(config):
+    errors = []
+    path = config["TOKEN_RESOLVER"]
+    if path is not None:
+        try:
+            resolver = import_string(path) if isinstance(path, str) else None
+        except ImportError:
+            resolver = None
+        if not callable(resolver):
+            errors.append(
+                checks.Error(
+                    f"{SETTING_NAME}['TOKEN_RESOLVER'] = {path!r} does not import as a "
+                    "token resolver: bearer tokens would be counted per IP only.",
+                    hint="Name a callable or class by its dotted path, such as "
+                    "'ratelimit_app.contrib.oauth_toolkit.AccessTokenResolver', or None.",
+                    id="ratelimit_app.E013",
+                )
+            )
+    tenants = config["TOKEN_TENANTS"]
+    if not isinstance(tenants, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in tenants.items()
+    ):
+        errors.append(
+            checks.Error(
+                f"{SETTING_NAME}['TOKEN_TENANTS'] must be a dict of application client_id "
+                "to tenant slug (both strings).",
+                id="ratelimit_app.E014",
             )
         )
     return errors

@@ -42,6 +42,13 @@ DEFAULTS: dict[str, Any] = {
     "IPV6_PREFIX": 64,
     "MAX_IDENTITY_LENGTH": 512,
     "TENANT_RESOLVER": None,
+    # Access tokens as a party (ip-token-endpoint-limits.md: each token its own
+    # allocation): a dotted path to a token resolver (ratelimit_app.tokens), such as
+    # "ratelimit_app.contrib.oauth_toolkit.AccessTokenResolver". None: a bearer value
+    # that is no API key is counted per IP only.
+    "TOKEN_RESOLVER": None,
+    # A token's application (client_id) -> the slug of the tenant its tokens belong to.
+    "TOKEN_TENANTS": {},
     # Policy snapshot: how often (seconds) a process asks the database for admin edits.
     # With Redis, every check also returns the policy revision, so edits arrive with the
     # next request and the database is asked only every POLICY_FALLBACK_INTERVAL.

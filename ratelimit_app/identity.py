@@ -1,6 +1,8 @@
-"""Who is asking: client IP (trusting only configured proxies), API key, user, tenant."""
+"""Who is asking: client IP (trusting only configured proxies), API key, access token,
+user, tenant."""
 
 import ipaddress
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -9,7 +11,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
-from ratelimit_app import bounded, hashing
+from ratelimit_app import bounded, hashing, tokens
 from ratelimit_app.policy import KeyEntry, PolicySnapshot, TenantEntry, lookup_api_key
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -21,12 +23,14 @@ MAX_HEADER_LENGTH = 4096
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """The parties a request's limits are counted for. ``ip`` is a canonical bucket name."""
+    """The parties a request's limits are counted for. ``ip`` is a canonical bucket name;
+    ``access_token`` the keyed hash of a live access token that is no API key."""
 
     ip: str | None
     api_key_id: int | None
     user_id: str | None
     tenant: TenantEntry | None
+    access_token: str | None = None
 
 
 @lru_cache(maxsize=8)
@@ -127,6 +131,23 @@ def presented_api_key(meta: dict[str, Any]) -> str | None:
     return value or None
 
 
+def presented_bearer_token(meta: dict[str, Any]) -> str | None:
+    """The value of ``Authorization: Bearer``, where an access token is presented."""
+    scheme, _, value = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def resolve_access_token(
+    meta: dict[str, Any], config: dict[str, Any], now: float
+) -> tokens.TokenParty | None:
+    """The live access token a request presents, as TOKEN_RESOLVER says, or None."""
+    resolver = tokens.get_resolver(config["TOKEN_RESOLVER"])
+    if resolver is None:
+        return None
+    token = presented_bearer_token(meta)
+    return resolver(token, now) if token else None
+
+
 def resolve_api_key(secret: str, snapshot: PolicySnapshot) -> KeyEntry | None:
     """The snapshot's KeyEntry for a presented secret, or None if unknown or revoked."""
     prefix = hashing.api_key_prefix(secret)
@@ -147,10 +168,15 @@ def resolve_tenant(
     snapshot: PolicySnapshot,
     config: dict[str, Any],
     key_entry: KeyEntry | None,
+    token: tokens.TokenParty | None = None,
 ) -> TenantEntry | None:
-    """The request's tenant: its API key's, else the one TENANT_RESOLVER names for it;
-    an inactive tenant too (the pipeline refuses its requests)."""
+    """The request's tenant: its API key's, else its access token's application's
+    (TOKEN_TENANTS), else the one TENANT_RESOLVER names for its user; an inactive tenant
+    too (the pipeline refuses its requests)."""
     tenant_id = key_entry.tenant_id if key_entry else None
+    if token is not None and token.application is not None:
+        slug = config["TOKEN_TENANTS"].get(token.application)
+        tenant_id = snapshot.tenant_slugs.get(slug) if slug else None
     if tenant_id is None and config["TENANT_RESOLVER"] and user is not None:
         resolved = import_string(config["TENANT_RESOLVER"])(request, user)
         if isinstance(resolved, str):
@@ -167,14 +193,20 @@ def identify(
     config: dict[str, Any],
     user: Any = None,
     needs_user: bool = True,
+    now: float | None = None,
 ) -> Identity:
-    """The Identity of ``request``; ``user`` overrides request.user (DRF's user).
+    """The Identity of ``request`` at ``now`` (epoch seconds; an access token's expiry is
+    compared with it); ``user`` overrides request.user (DRF's user).
 
     With ``needs_user`` false, request.user is not touched (it may cost a session query).
+    A bearer value that is no API key is offered to the token resolver, if one is set.
     """
     meta = request.META
     secret = presented_api_key(meta)
     key_entry = resolve_api_key(secret, snapshot) if secret else None
+    token = None
+    if secret and key_entry is None and config["TOKEN_RESOLVER"]:
+        token = resolve_access_token(meta, config, time.time() if now is None else now)
     if user is None and needs_user:
         user = getattr(request, "user", None)
     authenticated = user is not None and getattr(user, "is_authenticated", False)
@@ -183,6 +215,7 @@ def identify(
         api_key_id=key_entry.id if key_entry else None,
         user_id=str(user.pk) if authenticated else None,
         tenant=resolve_tenant(
-            request, user if authenticated else None, snapshot, config, key_entry
+            request, user if authenticated else None, snapshot, config, key_entry, token
         ),
+        access_token=token.key if token else None,
     )

@@ -16,6 +16,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
+from ratelimit_app import tokens
 from ratelimit_app.conf import WATCHED_SETTINGS, get_config
 from ratelimit_app.counters import storage
 from ratelimit_app.counters.base import BackendUnavailable
@@ -134,6 +135,7 @@ def reset() -> None:
         _backend = None
         _snapshots = None
         _denials = None
+    tokens.reset()  # and the token resolver's memo
 
 
 @receiver(setting_changed)

@@ -34,6 +34,9 @@ else:
     BACKEND = "ratelimit_app.counters.memory.MemoryBackend"
 
 RATELIMIT_APP = {
+    # The demo's access tokens (/connect/token, django-oauth-toolkit) and their tenants.
+    "TOKEN_RESOLVER": RATELIMIT_APP["TOKEN_RESOLVER"],  # noqa: F405
+    "TOKEN_TENANTS": RATELIMIT_APP["TOKEN_TENANTS"],  # noqa: F405
     "BACKEND": BACKEND,
     # Each test run gets its own key space on a shared Redis.
     "KEY_PREFIX": f"rltest{os.getpid()}",

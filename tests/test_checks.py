@@ -30,6 +30,9 @@ def test_the_test_configuration_passes_every_check():
         ({"IPV6_PREFIX": 129}, "ratelimit_app.E006"),
         ({"IPV6_PREFIX": 0}, "ratelimit_app.E006"),
         ({"BODY": "no.such.body_function"}, "ratelimit_app.E007"),
+        ({"TOKEN_RESOLVER": "no.such.TokenResolver"}, "ratelimit_app.E013"),
+        ({"TOKEN_RESOLVER": "ratelimit_app.tokens.SETTING_NAME"}, "ratelimit_app.E013"),
+        ({"TOKEN_TENANTS": ["dot-client"]}, "ratelimit_app.E014"),
     ],
 )
 def test_each_settings_mistake_has_its_error(settings, override, expected):

@@ -1,7 +1,6 @@
 """The demo API: one endpoint per case of the source documents."""
 
 import hmac
-import secrets
 
 from django.conf import settings
 from django.http import Http404, HttpResponse, JsonResponse
@@ -10,6 +9,7 @@ from django.views.decorators.http import require_POST
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from project.demo.tokens import LIFETIME, issue_token
 from ratelimit_app.credentials import client_credentials
 from ratelimit_app.decorators import ratelimit
 
@@ -87,7 +87,7 @@ def token_view(request):
     ):
         return _oauth_error("invalid_client", "Client authentication failed.")
     return JsonResponse(
-        {"access_token": secrets.token_urlsafe(32), "token_type": "Bearer", "expires_in": 3600}
+        {"access_token": issue_token(client_id), "token_type": "Bearer", "expires_in": LIFETIME}
     )
 
 

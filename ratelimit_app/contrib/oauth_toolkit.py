@@ -1,5 +1,15 @@
-"""Credential bans inside django-oauth-toolkit's own client authentication.
+"""django-oauth-toolkit: its access tokens as a party, and credential bans inside its own
+client authentication.
 
+Access tokens: set ``RATELIMIT_APP["TOKEN_RESOLVER"] =
+"ratelimit_app.contrib.oauth_toolkit.AccessTokenResolver"``. A bearer token the
+toolkit issued then has its own budget (limits "per API key (access token)"), and
+belongs to the tenant ``RATELIMIT_APP["TOKEN_TENANTS"]`` maps its application's
+client_id to. The resolver reads a token's row (by the toolkit's own checksum) at most
+once a second per process and remembers its expiry (ratelimit_app.tokens): a revoked
+token is refused within a second, an expired one at once.
+
+Credential bans:
 Set ``OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"] =
 "ratelimit_app.contrib.oauth_toolkit.RateLimitedOAuth2Validator"`` (or mix
 ``BanCheckingValidatorMixin`` into your own validator) and give a ban rule
@@ -11,16 +21,20 @@ encoding reach the same ban. A banned pair gets 429 with ``Retry-After`` and the
 configured body, as from the middleware.
 """
 
+import hashlib
 import json
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse
+from oauth2_provider.models import get_access_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
 from ratelimit_app import enforcement, responses
+from ratelimit_app.tokens import Grant, LookupFailed, MemoizedResolver
 
 
 class CredentialPairBanned(OAuth2Error):
@@ -112,3 +126,26 @@ class BanCheckingValidatorMixin:
 
 class RateLimitedOAuth2Validator(BanCheckingValidatorMixin, OAuth2Validator):
     """django-oauth-toolkit's validator with credential bans (OAUTH2_VALIDATOR_CLASS)."""
+
+
+class AccessTokenResolver(MemoizedResolver):
+    """TOKEN_RESOLVER for the toolkit's AccessToken: a token revoked (its row deleted)
+    is no party a second later at most, an expired one from its expiry on."""
+
+    def load(self, token: str) -> Grant | None:
+        """The grant of the toolkit's row for ``token``, looked up by the toolkit's own
+        checksum (an indexed column), or None if there is no such row."""
+        checksum = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        try:
+            row = (
+                get_access_token_model()
+                .objects.filter(token_checksum=checksum)
+                .values_list("expires", "application__client_id")
+                .first()
+            )
+        except DatabaseError as exc:
+            raise LookupFailed from exc
+        if row is None:
+            return None
+        expires, client_id = row
+        return Grant(application=client_id, expires_at=expires.timestamp())

@@ -111,13 +111,13 @@ def _resolve(
         return NOT_LIMITED
     # 2. Identity: who is asking.
     needs_user = snapshot.has_user_limits or bool(config["TENANT_RESOLVER"])
-    who = identity.identify(request, snapshot, config, user=user, needs_user=needs_user)
+    now = runtime.wall_clock()
+    who = identity.identify(request, snapshot, config, user=user, needs_user=needs_user, now=now)
     if who.tenant is not None and not who.tenant.active:
         return tenant_inactive(group)  # suspended: refused, neither counted nor anonymous
     # 3. Credentials: the pair a ban rule watches.
     watched = watch(request, rule, who.ip) if rule is not None else None
     base = key_base(config)
-    now = runtime.wall_clock()
     if watched is not None and not watched.rule.extend_on_attempt:
         recorded = ban_stage.ban_in_force(watched, snapshot, now)
         if recorded is not None:

@@ -17,7 +17,9 @@ def _identity_value(scope: str, who: Identity) -> int | str | None:
     if scope == "tenant":
         return who.tenant.id if who.tenant else None
     if scope == "api_key":
-        return who.api_key_id
+        # "per API key (access token)": an API key's id, else an access token's keyed
+        # hash (a string, so never equal to a key's id).
+        return who.api_key_id if who.api_key_id is not None else who.access_token
     if scope == "ip":
         return who.ip
     return who.user_id
@@ -33,7 +35,7 @@ def cached_specs(
     """build_specs for the limits of ``group`` (and the groups ``on_top`` of it) and
     ``who``, memoized on the snapshot (so a policy edit starts afresh) and bounded."""
     tenant_id = who.tenant.id if who.tenant else None
-    cache_key = (group, on_top, tenant_id, who.ip, who.api_key_id, who.user_id)
+    cache_key = (group, on_top, tenant_id, who.ip, who.api_key_id, who.access_token, who.user_id)
     cache = snapshot.spec_cache
     specs = cache.get(cache_key)
     if specs is None:

@@ -10,13 +10,13 @@ prefixes cannot turn into a flood of queries; past the cap a prefix is unknown u
 the next second.
 """
 
-import threading
 import time
 from collections.abc import Callable
 
 from django.db import DatabaseError
 
 from ratelimit_app import bounded
+from ratelimit_app.bounded import LookupBudget
 from ratelimit_app.models import ApiKey
 from ratelimit_app.policy.entries import KeyEntry
 from ratelimit_app.policy.snapshot import PolicySnapshot
@@ -24,27 +24,6 @@ from ratelimit_app.policy.snapshot import PolicySnapshot
 REMEMBER_SECONDS = 1.0
 LOOKUP_MEMO_SIZE = 10_000
 LOOKUPS_PER_SECOND = 20
-
-
-class LookupBudget:
-    """At most ``per_second`` lookups in any one-second step of ``clock``."""
-
-    def __init__(self, per_second: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_second = per_second
-        self.clock = clock
-        self._second, self._spent = -1, 0
-        self._lock = threading.Lock()
-
-    def take(self) -> bool:
-        """Spend one lookup; False when this second's are spent."""
-        second = int(self.clock())
-        with self._lock:
-            if second != self._second:
-                self._second, self._spent = second, 0
-            if self._spent >= self.per_second:
-                return False
-            self._spent += 1
-            return True
 
 
 _budget = LookupBudget(LOOKUPS_PER_SECOND)
