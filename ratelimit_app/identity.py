@@ -2,6 +2,7 @@
 user, tenant."""
 
 import ipaddress
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from django.utils.module_loading import import_string
 
 from ratelimit_app import bounded, hashing, tokens
 from ratelimit_app.policy import KeyEntry, PolicySnapshot, TenantEntry, lookup_api_key
+
+logger = logging.getLogger("ratelimit_app")
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -145,7 +148,26 @@ def resolve_access_token(
     if resolver is None:
         return None
     token = presented_bearer_token(meta)
-    return resolver(token, now) if token else None
+    if not token:
+        return None
+    try:
+        return resolver(token, now)
+    except Exception as exc:  # a resolver's bug or its store down: never a 500
+        _log_resolver_failure(exc, now)
+        return None
+
+
+_resolver_failure_logged_at = [float("-inf")]
+
+
+def _log_resolver_failure(exc: Exception, now: float) -> None:
+    # Once a minute at most: a failing resolver fails for every bearer request.
+    if now - _resolver_failure_logged_at[0] >= 60:
+        _resolver_failure_logged_at[0] = now
+        logger.error(
+            "TOKEN_RESOLVER raised %s; bearer tokens count as no party until it answers.",
+            type(exc).__name__,
+        )
 
 
 def resolve_api_key(secret: str, snapshot: PolicySnapshot) -> KeyEntry | None:

@@ -134,6 +134,24 @@ def test_without_a_token_resolver_a_token_is_counted_per_ip_only(http, settings)
     assert statuses == [201] * 30 + [429]  # no per-token 20: only the per-IP 30
 
 
+def failing_resolver(token, now):
+    """A TOKEN_RESOLVER whose own store is down, raising what its client raises."""
+    raise ConnectionError("the token store did not answer")
+
+
+def test_a_resolver_that_raises_counts_the_token_per_ip_and_never_500s(http, settings, caplog):
+    settings.RATELIMIT_APP = {
+        **settings.RATELIMIT_APP,
+        "TOKEN_RESOLVER": f"{__name__}.failing_resolver",
+    }
+    token = new_token(http, "connect")
+    with caplog.at_level("ERROR", logger="ratelimit_app"):
+        statuses = [validate(http, token).status for _ in range(31)]
+    assert statuses == [201] * 30 + [429]  # the per-IP 30, as with no resolver
+    failures = [r for r in caplog.records if "TOKEN_RESOLVER raised" in r.getMessage()]
+    assert len(failures) <= 1 and token not in caplog.text
+
+
 def test_a_token_belongs_to_its_applications_tenant(http):
     """TOKEN_TENANTS links the demo's clients: demo-client to the free tenant, the
     toolkit's dot-client to the paid one (tenant-api-group-tiers.md: free Admin burst 50,
