@@ -83,6 +83,7 @@ def test_the_preview_shows_the_burst_minus_the_requests_made_and_charges_nothing
     assert [free_admin_request(http).status for _ in range(made)] == [200] * made
     console.submit("#preview-submit")
     figures, headers = shown_preview(console)
+    assert [h1.text for h1 in console.find_all("#content h1")] == ["Preview a request"]
     assert "Group admin, tenant free-tenant" in console.text("#preview-summary")
     assert figures == {
         "remaining": BURST - made,
@@ -155,4 +156,5 @@ def test_the_dashboard_and_the_usage_page_show_the_throttled_tenant(console, htt
     row = console.wait_for("#usage-groups tr.usage-group[data-group='admin']")
     assert row.find_element(By.CSS_SELECTOR, ".usage-throttled-count").text == "1"
     assert "tenant free-tenant" in row.text
+    assert [h1.text for h1 in console.find_all("#content h1")] == ["Who is using it"]
     screenshot(console.driver, "usage")
