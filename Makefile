@@ -56,7 +56,7 @@ $(VALKEY_SERVER): $(STAMP)
 test-cluster: $(STAMP) $(VALKEY_SERVER)
 	VALKEY_SERVER=$(abspath $(VALKEY_SERVER)) $(PY) tests/run_suites.py --cluster
 
-# The admin in headless Chromium (tests/test_browser.py) against a live server on
+# The admin in headless Chromium (tests/test_browser*.py) against a live server on
 # PostgreSQL and Redis; screenshots land in docs/admin/. Debian's chromium and its
 # chromedriver are installed with apt-get when missing; Selenium (PyPI) drives them by
 # path, with Selenium Manager offline: nothing else is downloaded. The live server and

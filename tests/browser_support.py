@@ -8,11 +8,17 @@ import os
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "admin"
 WIDTH, HEIGHT = 1400, 1000
+# The operator every browser test logs in as (a superuser, made by the console fixture).
+USER, PASSWORD = "operator", "operator-password"
 
 
 def start_chromium():
@@ -55,3 +61,50 @@ def screenshot(driver, name):
     driver.set_window_size(size["width"], min(max(height + 120, 600), 4000))
     driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
     driver.set_window_size(size["width"], size["height"])
+
+
+class Console:
+    """The browser at the live server: open admin pages, log in, read and click."""
+
+    def __init__(self, driver, base_url):
+        self.driver, self.base_url = driver, base_url
+
+    def open(self, url_name, *args, query=""):
+        self.driver.get(f"{self.base_url}{reverse(url_name, args=args)}{query}")
+
+    def log_in(self):
+        self.open("admin:login")
+        self.find("#id_username").send_keys(USER)
+        self.find("#id_password").send_keys(PASSWORD)
+        self.find("input[type=submit]").click()
+        self.wait_for("#site-name")
+
+    def find(self, css):
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def find_all(self, css):
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def wait_for(self, css, timeout=10):
+        return WebDriverWait(self.driver, timeout).until(
+            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css))
+        )
+
+    def submit(self, css="input[name=_save]"):
+        """Press a button and wait for the next page."""
+        page = self.find("html")
+        self.find(css).click()
+        WebDriverWait(self.driver, 10).until(expected_conditions.staleness_of(page))
+
+    def run_action(self, action, *object_ids):
+        """Tick ``object_ids`` in the change list, choose ``action`` and press Go."""
+        for object_id in object_ids:
+            self.find(f"input[name=_selected_action][value='{object_id}']").click()
+        Select(self.find("select[name=action]")).select_by_value(action)
+        self.submit("button[name=index]")
+
+    def messages(self):
+        return [m.text for m in self.find_all("ul.messagelist li")]
+
+    def text(self, css="body"):
+        return self.find(css).text

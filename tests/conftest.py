@@ -45,6 +45,30 @@ def demo_data(db):
     return {tier: secret for tier, (_name, secret) in DEMO_KEYS.items()}
 
 
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless Chromium for the browser tests (one for the whole session)."""
+    from tests.browser_support import start_chromium
+
+    driver = start_chromium()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def console(chromium, live_server, demo_data, django_user_model):
+    """A logged-out browser at the live server, the demo's data, and an operator (a
+    superuser) to log in (tests.browser_support.Console)."""
+    from tests.browser_support import HEIGHT, PASSWORD, USER, WIDTH, Console
+
+    if settings.STACK != "services":
+        pytest.fail("The browser tests run on PostgreSQL and Redis: use make test-browser.")
+    django_user_model.objects.create_superuser(USER, "operator@example.invalid", PASSWORD)
+    chromium.delete_all_cookies()
+    chromium.set_window_size(WIDTH, HEIGHT)
+    return Console(chromium, live_server.url)
+
+
 @pytest.fixture
 def stack():
     """The stack this pass runs on: "local" or "services"."""

@@ -8,7 +8,7 @@ a throwaway one is started on a free loopback port. With RATELIMIT_REQUIRE_SERVI
 With --reliability it runs only the slow tests (faults, soak), on PostgreSQL and Redis,
 which are then required; with --cluster only the tests that start a Redis Cluster, a
 Sentinel set-up and a Valkey server of their own (tests/topologies.py); with --browser
-only the admin's tests in headless Chromium (tests/test_browser.py), on PostgreSQL and
+only the admin's tests in headless Chromium (tests/test_browser*.py), on PostgreSQL and
 Redis, which are then required.
 """
 

@@ -139,6 +139,7 @@ def test_adding_an_api_key_shows_the_secret_once_and_stores_its_hash(superuser_c
     key = ApiKey.objects.get(name="new")
     # Shown in the response page itself: never in a cookie (messages) or the session.
     assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    assert response.content.decode().count("<h1>New API key") == 1  # one heading, not two
     secret = shown_secret(response, key)
     assert secret.split(".")[1] not in key.hashed_secret
     assert not any(secret in morsel.value for morsel in response.cookies.values())

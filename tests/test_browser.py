@@ -6,86 +6,16 @@ docs/admin/<name>.png, shown in docs/admin.md.
 """
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
-from django.urls import reverse
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from project.demo.setup import DEMO_KEYS
 from ratelimit_app.models import CredentialBan, Limit, Tenant, Tier
-from tests.browser_support import WIDTH, screenshot, start_chromium
+from tests.browser_support import USER, screenshot
 from tests.http_support import HttpClient
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-USER, PASSWORD = "operator", "operator-password"
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    driver = start_chromium()
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture
-def console(chromium, live_server, demo_data, django_user_model):
-    """A logged-out browser, the demo's data, and an operator (a superuser) to log in."""
-    if settings.STACK != "services":
-        pytest.fail("The browser tests run on PostgreSQL and Redis: use make test-browser.")
-    django_user_model.objects.create_superuser(USER, "operator@example.invalid", PASSWORD)
-    chromium.delete_all_cookies()
-    chromium.set_window_size(WIDTH, 1000)
-    return Console(chromium, live_server.url)
-
-
-class Console:
-    """The browser at the live server: open admin pages, log in, read and click."""
-
-    def __init__(self, driver, base_url):
-        self.driver, self.base_url = driver, base_url
-
-    def open(self, url_name, *args, query=""):
-        self.driver.get(f"{self.base_url}{reverse(url_name, args=args)}{query}")
-
-    def log_in(self):
-        self.open("admin:login")
-        self.find("#id_username").send_keys(USER)
-        self.find("#id_password").send_keys(PASSWORD)
-        self.find("input[type=submit]").click()
-        self.wait_for("#site-name")
-
-    def find(self, css):
-        return self.driver.find_element(By.CSS_SELECTOR, css)
-
-    def find_all(self, css):
-        return self.driver.find_elements(By.CSS_SELECTOR, css)
-
-    def wait_for(self, css, timeout=10):
-        return WebDriverWait(self.driver, timeout).until(
-            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css))
-        )
-
-    def submit(self, css="input[name=_save]"):
-        """Press a button and wait for the next page."""
-        page = self.find("html")
-        self.find(css).click()
-        WebDriverWait(self.driver, 10).until(expected_conditions.staleness_of(page))
-
-    def run_action(self, action, *object_ids):
-        """Tick ``object_ids`` in the change list, choose ``action`` and press Go."""
-        for object_id in object_ids:
-            self.find(f"input[name=_selected_action][value='{object_id}']").click()
-        Select(self.find("select[name=action]")).select_by_value(action)
-        self.submit("button[name=index]")
-
-    def messages(self):
-        return [m.text for m in self.find_all("ul.messagelist li")]
-
-    def text(self, css="body"):
-        return self.find(css).text
 
 
 def test_an_operator_logs_in_and_reads_a_tenants_effective_limits(console):
