@@ -74,7 +74,7 @@ class Recorder:
         decision = verdict.decision
         if decision is None:
             return
-        self._note_seen(decision)
+        self._note_seen(decision, verdict.api_key_party)
         if decision.allowed:
             self._allowed += 1
             if self._allowed >= SAMPLE_EVERY:
@@ -90,8 +90,11 @@ class Recorder:
         if self._thread is None:
             self._ensure_thread()
 
-    def _note_seen(self, decision: Decision) -> None:
-        # The time is the flush's (FLUSH_SECONDS apart): no clock read per request.
+    def _note_seen(self, decision: Decision, presented: str) -> None:
+        # The time is the flush's (FLUSH_SECONDS apart): no clock read per request. The
+        # key presented, whether or not a per-key limit applied, and the keys counted.
+        if presented and (presented in self._seen or len(self._seen) < MAX_PENDING):
+            self._seen.add(presented)
         for spec in decision._specs:
             party = spec.__dict__.get("_console_key_party")
             if party is None:

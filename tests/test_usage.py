@@ -65,6 +65,20 @@ def test_an_api_keys_last_use(admin_client, client, demo_data, clock):
 
 
 @pytest.mark.usefixtures("store")
+def test_a_keys_use_is_noted_where_only_its_tenants_limits_apply(
+    admin_client, client, demo_data, clock
+):
+    # The ACP groups count per tenant only: the key presented is still the one used.
+    reply = client.get("/acp/admin/ping", HTTP_X_API_KEY=demo_data["free"])
+    assert reply.status_code == 200 and reply["X-RateLimit-Limit"] == "50"
+    activity.recorder.flush()
+    clock[0] += 120
+    seen = {key.prefix: when for key, when in admin_client.get(URL).context["keys"]}
+    assert seen["5ca1ab1e"].endswith("(2 min ago)")
+    assert seen["c0ffee00"] == "not in the last 30 days"
+
+
+@pytest.mark.usefixtures("store")
 def test_the_window_is_chosen(admin_client, client, demo_data, clock):
     tight_limit("ip")
     throttle(client, demo_data["free"], address="198.51.100.43")

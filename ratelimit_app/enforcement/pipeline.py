@@ -19,7 +19,7 @@ from ratelimit_app.bans.watch import ban_specs, watch, watching_rule
 from ratelimit_app.conf import get_config
 from ratelimit_app.counters.algorithms import LimitSpec
 from ratelimit_app.counters.base import BackendUnavailable, Decision, key_base
-from ratelimit_app.enforcement.specs import cached_specs
+from ratelimit_app.enforcement.specs import cached_specs, party_of
 from ratelimit_app.enforcement.verdict import (
     NOT_LIMITED,
     Verdict,
@@ -132,6 +132,9 @@ def _resolve(
         return Verdict(decision=None, group=group)
     # 5. One counter-store call, reconciled with the ban rows.
     verdict = _decide(request, specs, group, snapshot, cost, config)
+    if who.api_key_id is not None and verdict.decision is not None:
+        # The console's record of a key's last use, whichever limits applied.
+        verdict = replace(verdict, api_key_party=party_of("api_key", who.api_key_id))
     if watched is None:
         return verdict
     if verdict.decision is None:  # the store failed: its failures are still tried after

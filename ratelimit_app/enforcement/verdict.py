@@ -29,6 +29,8 @@ class Verdict:
     watched: BanWatch | None = None
     local: bool = False
     tenant_inactive: bool = False
+    # The keyed hash of the API key the request presented, if any ("" otherwise).
+    api_key_party: str = ""
 
 
 NOT_LIMITED = Verdict(decision=None, group=None)
