@@ -73,7 +73,11 @@ class Score:
 
     @property
     def percent(self) -> float:
-        """Killed (timeouts count as killed) of the non-equivalent mutants, in percent."""
+        """Killed (timeouts count as killed) of the non-equivalent mutants, in percent.
+
+        A mutant not run yet (an interrupted run) counts as a survivor: no score is
+        better than the tests have shown.
+        """
         judged = self.total - self.equivalent
         return 100.0 if judged == 0 else 100.0 * (self.killed + self.timeout) / judged
 
@@ -125,7 +129,6 @@ def score(module: str, equivalent: set[str]) -> Score:
                 result.timeout += 1
             elif code is None:
                 result.unchecked += 1
-                result.survived.append(name)
             else:
                 result.survived.append(name)
     return result
@@ -134,13 +137,14 @@ def score(module: str, equivalent: set[str]) -> Score:
 def table(scores: list[Score]) -> str:
     """The generated Markdown table of docs/testing.md."""
     rows = [
-        "| module | mutants | killed | timeout | equivalent | survived | score |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| module | mutants | killed | timeout | equivalent | survived | not run | score |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for s in scores:
+        score = "not run" if s.unchecked == s.total - s.equivalent else f"{s.percent:.1f} %"
         rows.append(
             f"| {s.module} | {s.total} | {s.killed} | {s.timeout} | {s.equivalent} "
-            f"| {len(s.survived)} | {s.percent:.1f} % |"
+            f"| {len(s.survived)} | {s.unchecked} | {score} |"
         )
     return "\n".join(rows)
 
