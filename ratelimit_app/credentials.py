@@ -30,7 +30,7 @@ def _from_json(request: HttpRequest) -> tuple[str, str] | None:
     if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
         return None
     try:
-        data = json.loads(request.body or b"null")
+        data = json.loads(request.body)  # an empty body is a ValueError too
     except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: RecursionError
         return None
     if not isinstance(data, dict):

@@ -43,15 +43,16 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     pattern = pattern.strip()
     if not pattern.startswith("/"):
         raise ValueError(f"The path pattern {pattern!r} must start with '/'.")
-    below = pattern.endswith("/*") or pattern == "*"
+    below = pattern.endswith("/*")
     if below:
-        pattern = pattern[:-2] or "/"
+        pattern = pattern[:-2]
+    # A `*` travels through normalization as NUL (re.escape leaves it as it is), then
+    # matches any run of characters within its segment.
     parts = [p for p in normalize_path(pattern.replace("*", "\0")).split("/") if p]
-    body = "".join(
-        "/" + ("[^/]*" if p == "\0" else re.escape(p).replace("\0", "[^/]*")) for p in parts
-    )
+    body = "".join("/" + re.escape(p).replace("\0", "[^/]*") for p in parts)
     if below:
-        return re.compile(f"^{body}(/.*)?$" if body else "^/.*$")
+        # The path itself or anything below it: every path for "/*" (an empty body).
+        return re.compile(f"^{body}(/.*)?$")
     return re.compile(f"^{body or '/'}$")
 
 

@@ -285,3 +285,61 @@ def test_ban_denies_until_its_expiry_and_extends_only_when_asked():
     again = ban(banned, T0 + 100 * US, extending, 1)
     assert again.retry_after_us == 600 * US  # the cooldown starts again
     assert again.state == (T0, T0 + 700 * US)
+
+
+# The rolling window at its edges, as a table worked out by hand from the definition
+# (per-key-rolling-windows.md, sliding_window's docstring): 10 per 60 s, sub-windows of
+# 6 s; a request counts until 60 s after the end of its sub-window, or 60 s after the
+# last admission when it is in that one; Reset is the time until none counts, never
+# beyond 60 s. Rows: (admissions as (second, count), check at second, cost) ->
+# (allowed, remaining, reset_after s, retry_after s).
+S = US  # seconds, in microseconds
+ROLLING_EDGES = [
+    # Ten at 3 s, in the last admission's sub-window: they count until 63 s.
+    ([(3, 10)], 63 - 1e-6, 1, (False, 0, 1e-6, 1e-6)),
+    ([(3, 10)], 63, 1, (True, 9, 60, 0)),
+    # Five at 3 s (sub-window [0, 6 s), counts until 66 s) and five at 7 s (until 67 s).
+    ([(3, 5), (7, 5)], 65, 1, (False, 0, 2, 1)),
+    ([(3, 5), (7, 5)], 66, 1, (True, 4, 60, 0)),
+    ([(3, 5), (7, 5)], 66, 6, (False, 5, 1, 1)),  # six more wait for the five of 7 s
+    ([(3, 5), (7, 5)], 67, 10, (True, 0, 60, 0)),
+    # Four at 1 s (until 66 s) and six at 13 s, the last admission (until 73 s).
+    ([(1, 4), (13, 6)], 64, 1, (False, 0, 9, 2)),
+    ([(1, 4), (13, 6)], 66, 1, (True, 3, 60, 0)),
+    ([(1, 4), (13, 6)], 66, 5, (False, 4, 7, 7)),
+    # The precision: nine at 0.5 s still count at 60.5 s, until their sub-window's end
+    # plus 60 s (66 s), at most 60 + 6 s after they came.
+    ([(0.5, 9), (7, 1)], 60.5, 1, (False, 0, 6.5, 5.5)),
+    ([(0.5, 9), (7, 1)], 66, 1, (True, 8, 60, 0)),
+    # Room left: remaining counts the admitted ones and the cost.
+    ([(0, 3), (30, 4)], 59, 1, (True, 2, 60, 0)),
+    ([(0, 3), (30, 4)], 59, 3, (True, 0, 60, 0)),
+    ([(0, 8)], 10, 3, (False, 2, 50, 50)),
+    # A cost above the rate is never admitted: retry after a whole window; an empty
+    # limiter is already at its reset.
+    ([], 0, 11, (False, 10, 0, 60)),
+    ([(0, 2)], 30, 11, (False, 8, 30, 60)),
+]
+
+
+@pytest.mark.parametrize("admissions, at, cost, expected", ROLLING_EDGES)
+def test_rolling_window_at_its_edges(admissions, at, cost, expected):
+    spec = LimitSpec("k", SLIDING_WINDOW, rate=10, period=60)
+    times = [MINUTE + round(second * S) for second, count in admissions for _ in range(count)]
+    outcomes, state = run(sliding_window, spec, times)
+    assert all(o.allowed for o in outcomes)
+    outcome = sliding_window(state, MINUTE + round(at * S), spec, cost)
+    allowed, remaining, reset, retry = expected
+    assert (outcome.allowed, outcome.limit, outcome.remaining) == (allowed, 10, remaining)
+    assert (outcome.reset_after_us, outcome.retry_after_us) == (round(reset * S), round(retry * S))
+    assert outcome.reset_after_us <= 60 * S  # Reset never beyond the window
+
+
+def test_rolling_window_disbelieves_a_state_from_more_than_a_window_ahead():
+    spec = LimitSpec("k", SLIDING_WINDOW, rate=10, period=60)
+    full = (MINUTE, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10)
+    # A window ahead: believed (a clock a little behind another server's).
+    assert not sliding_window(full, MINUTE - 60 * S, spec, 1).allowed
+    # Further ahead: a clock gone wrong; the state reads as empty.
+    fresh = sliding_window(full, MINUTE - 60 * S - 1, spec, 1)
+    assert (fresh.allowed, fresh.remaining) == (True, 9)

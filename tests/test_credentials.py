@@ -61,6 +61,13 @@ def test_any_header_and_body_give_a_pair_or_none_and_never_raise(header, body):
     assert pair is None or (isinstance(pair[0], str) and isinstance(pair[1], str))
 
 
+def exact_json(size):
+    """A JSON pair body of exactly ``size`` bytes (39 of them the framing)."""
+    body = b'{"client_id": "a", "client_secret": "' + b"x" * (size - 39) + b'"}'
+    assert len(body) == size
+    return body
+
+
 def b64(text):
     return base64.b64encode(text.encode()).decode()
 
@@ -78,6 +85,11 @@ EXAMPLES = [
     (f"Basic {b64(':')}", "", b"", ("", "")),  # both parts present, both empty
     ("Basic", "", b"", None),
     ("Basic !!!not-base64!!!", "", b"", None),
+    # RFC 4648 base64 only: a character outside the alphabet is no pair, not skipped.
+    (f"Basic {b64('a:b')[:2]}*{b64('a:b')[2:]}", "", b"", None),
+    (f"Basic {b64('a:b')[:2]} {b64('a:b')[2:]}", "", b"", None),
+    ("Basic \u00e9t\u00e9", "", b"", None),  # latin-1 text, not base64
+    (f"Basic  {b64('a:b')} ", "", b"", ("a", "b")),  # spaces around the token
     (
         "",
         "application/x-www-form-urlencoded",
@@ -103,6 +115,10 @@ EXAMPLES = [
         b'{"client_id": "a", "client_secret": "' + b"x" * (64 * 1024) + b'"}',
         None,  # over the 64 KB cap: not read
     ),
+    # The cap is 64 KiB inclusive: a body of exactly 65,536 bytes is read.
+    ("", "application/json", exact_json(64 * 1024), ("a", "x" * (64 * 1024 - 39))),
+    ("", "application/json", exact_json(64 * 1024 + 1), None),
+    ("", "application/json", b"", None),  # an empty body carries nothing
 ]
 
 
@@ -119,3 +135,13 @@ def test_a_multipart_form_carries_its_pair():
     request = factory.post("/connect/token", {"client_id": "a", "client_secret": "b"})
     assert request.META["CONTENT_TYPE"].startswith("multipart/form-data")
     assert client_credentials(request) == ("a", "b")
+
+
+def test_a_request_without_content_type_or_authorization_carries_no_pair():
+    request = factory.get("/connect/token")
+    request.META.pop("CONTENT_TYPE", None)
+    request.META.pop("HTTP_AUTHORIZATION", None)
+    assert client_credentials(request) is None
+    basic = factory.get("/connect/token", HTTP_AUTHORIZATION=f"Basic {b64('a:b')}")
+    basic.META.pop("CONTENT_TYPE", None)
+    assert client_credentials(basic) == ("a", "b")

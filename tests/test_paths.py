@@ -1,6 +1,6 @@
 import pytest
 
-from ratelimit_app.paths import compile_pattern, normalize_path
+from ratelimit_app.paths import compile_pattern, normalize_path, pattern_specificity
 
 
 @pytest.mark.parametrize(
@@ -51,6 +51,11 @@ PATTERN_EXAMPLES = [
     ("/files/img-*", "/files/img-1/x", False),
     ("/files/img-*", "/files/doc-1", False),
     ("/a.b", "/axb", False),  # regex characters are literal
+    ("/a.b", "/a.b", True),
+    ("/V1//Messages/*", "/v1/messages/7", True),  # a pattern is normalized like a path
+    ("  /v1/status  ", "/v1/status", True),  # surrounding spaces of a form line
+    ("/files/*-*.png", "/files/a-b.png", True),  # two in one segment
+    ("/files/*-*.png", "/files/ab.png", False),
 ]
 
 
@@ -62,3 +67,15 @@ def test_pattern_examples(pattern, path, matches):
 def test_a_pattern_must_start_with_a_slash():
     with pytest.raises(ValueError, match="must start with '/'"):
         compile_pattern("v1/messages")
+
+
+def test_longer_then_exact_patterns_are_more_specific():
+    # pattern_specificity's docstring: longer, exact patterns win over shorter or wildcard
+    # ones; the length leaves out a trailing `*`.
+    assert pattern_specificity("/v1/messages") == (12, True)
+    assert pattern_specificity("/acp/*/ping") == (11, False)
+    assert pattern_specificity("/v1/messages/*") == (13, False)
+    assert pattern_specificity("/*") == (1, False)
+    patterns = ["/*", "/acp/*/ping", "/acp/admin/ping", "/acp/*"]
+    ranked = sorted(patterns, key=pattern_specificity, reverse=True)
+    assert ranked == ["/acp/admin/ping", "/acp/*/ping", "/acp/*", "/*"]

@@ -6,6 +6,7 @@ import pytest
 from django.test import override_settings
 
 from ratelimit_app import runtime
+from ratelimit_app.enforcement import pipeline
 
 pytestmark = pytest.mark.django_db
 
@@ -46,8 +47,10 @@ def test_a_drf_view_behind_the_middleware_makes_one_store_call(client, demo_data
 
 @override_settings(ROOT_URLCONF="tests.pipeline_urls")
 def test_a_view_naming_an_unknown_group_gets_its_paths_group_and_is_logged_once(
-    client, demo_data, caplog
+    client, demo_data, caplog, monkeypatch
 ):
+    # The once-only memory is per process: start it empty, whatever ran before here.
+    monkeypatch.setattr(pipeline, "_REPORTED_UNKNOWN", set())
     key = {"HTTP_X_API_KEY": demo_data["free"]}
     with caplog.at_level("WARNING", logger="ratelimit_app"):
         replies = [client.get("/acp/admin/misnamed", **key) for _ in range(3)]

@@ -1,0 +1,199 @@
+"""Mutation testing of the core (make mutation, make mutation-ci): mutmut, then a score per module.
+
+mutmut (its settings are the [mutmut] section of setup.cfg) copies the tree to mutants/,
+makes small deliberate defects (mutants) in the core modules and runs, for each one, the
+in-process tests that reach the mutated function. A mutant is killed when a test fails.
+
+The score of a module is killed / (mutants - equivalent): a mutant that no test can tell
+from the original code (an equivalent mutant) is listed by name in docs/testing.md with
+its reason, and only there. Every other survivor counts against the score, including a
+mutant that no in-process test reaches. ``--min-score`` fails the run below that score.
+
+    python tests/run_mutation.py                      # every core module, docs/testing.md
+    python tests/run_mutation.py paths credentials --min-score 90   # CI's two modules
+"""
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "testing.md"
+MUTANTS = ROOT / "mutants"
+# The core modules (issue 18), smallest first, each with the source files it covers.
+MODULES: dict[str, tuple[str, ...]] = {
+    "paths": ("ratelimit_app/paths.py",),
+    "credentials": ("ratelimit_app/credentials.py",),
+    "responses": ("ratelimit_app/responses.py",),
+    "identity": ("ratelimit_app/identity.py",),
+    "algorithms": ("ratelimit_app/counters/algorithms.py",),
+    "enforcement": (
+        "ratelimit_app/enforcement/__init__.py",
+        "ratelimit_app/enforcement/client_auth.py",
+        "ratelimit_app/enforcement/pipeline.py",
+        "ratelimit_app/enforcement/specs.py",
+        "ratelimit_app/enforcement/verdict.py",
+    ),
+    "policy": (
+        "ratelimit_app/policy/__init__.py",
+        "ratelimit_app/policy/build.py",
+        "ratelimit_app/policy/entries.py",
+        "ratelimit_app/policy/holder.py",
+        "ratelimit_app/policy/keys.py",
+        "ratelimit_app/policy/revision.py",
+        "ratelimit_app/policy/snapshot.py",
+    ),
+}
+# mutmut's exit codes for a mutant (mutmut/stats.py): 1 and 3 are a failing test run.
+KILLED_CODES = {1, 3}
+TIMEOUT_CODES = {24, -24, 36, 152, 255}
+BEGIN = "<!-- mutation-scores:begin (written by tests/run_mutation.py) -->"
+END = "<!-- mutation-scores:end -->"
+# An equivalent mutant in docs/testing.md: "- `ratelimit_app.x.y__mutmut_3`: reason".
+EQUIVALENT_LINE = re.compile(r"^- `(ratelimit_app\.[\w.]+__mutmut_\d+)`: \S")
+
+
+@dataclass
+class Score:
+    """One module's mutants by outcome."""
+
+    module: str
+    total: int = 0
+    killed: int = 0
+    equivalent: int = 0
+    timeout: int = 0
+    unchecked: int = 0
+    survived: list[str] = field(default_factory=list)
+
+    @property
+    def percent(self) -> float:
+        """Killed (timeouts count as killed) of the non-equivalent mutants, in percent.
+
+        A mutant not run yet (an interrupted run) counts as a survivor: no score is
+        better than the tests have shown.
+        """
+        judged = self.total - self.equivalent
+        return 100.0 if judged == 0 else 100.0 * (self.killed + self.timeout) / judged
+
+
+def mutant_patterns(modules: Iterable[str]) -> list[str]:
+    """mutmut's name patterns for the mutants of ``modules``."""
+    patterns = []
+    for module in modules:
+        for path in MODULES[module]:
+            dotted = path.removesuffix(".py").replace("/", ".")
+            patterns.append(f"{dotted.removesuffix('.__init__')}.*")
+    return patterns
+
+
+def run_mutmut(modules: list[str], max_children: int) -> None:
+    """Generate the mutants and test those of ``modules`` (results land in mutants/)."""
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
+    subprocess.run([*command, *mutant_patterns(modules)], cwd=ROOT, check=True)
+
+
+def equivalent_mutants() -> set[str]:
+    """The mutant names docs/testing.md lists as equivalent."""
+    if not DOC.exists():
+        return set()
+    lines = DOC.read_text(encoding="utf-8").splitlines()
+    return {m.group(1) for m in map(EQUIVALENT_LINE.match, lines) if m}
+
+
+def exit_codes(path: str) -> dict[str, int | None]:
+    """mutmut's result per mutant of one source file, from its .meta file."""
+    meta = MUTANTS / f"{path}.meta"
+    if not meta.exists():
+        return {}
+    codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+    return codes
+
+
+def score(module: str, equivalent: set[str]) -> Score:
+    """The outcome of every mutant of ``module``'s files."""
+    result = Score(module)
+    for path in MODULES[module]:
+        for name, code in sorted(exit_codes(path).items()):
+            result.total += 1
+            if name in equivalent:
+                result.equivalent += 1
+            elif code in KILLED_CODES:
+                result.killed += 1
+            elif code in TIMEOUT_CODES:
+                result.timeout += 1
+            elif code is None:
+                result.unchecked += 1
+            else:
+                result.survived.append(name)
+    return result
+
+
+def table(scores: list[Score]) -> str:
+    """The generated Markdown table of docs/testing.md."""
+    rows = [
+        "| module | mutants | killed | timeout | equivalent | survived | not run | score |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in scores:
+        score = "not run" if s.unchecked == s.total - s.equivalent else f"{s.percent:.1f} %"
+        rows.append(
+            f"| {s.module} | {s.total} | {s.killed} | {s.timeout} | {s.equivalent} "
+            f"| {len(s.survived)} | {s.unchecked} | {score} |"
+        )
+    return "\n".join(rows)
+
+
+def write_doc(scores: list[Score]) -> None:
+    """Put ``scores`` in the generated table of docs/testing.md, keeping other modules' rows."""
+    text = DOC.read_text(encoding="utf-8")
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    fresh = table(scores).splitlines()
+    rows = {row.split("|")[1].strip(): row for row in fresh[2:]}
+    for row in text[start:end].strip().splitlines()[2:]:
+        rows.setdefault(row.split("|")[1].strip(), row)
+    ordered = [rows[module] for module in MODULES if module in rows]
+    body = "\n".join(fresh[:2] + ordered)
+    DOC.write_text(f"{text[:start]}\n{body}\n{text[end:]}", encoding="utf-8")
+
+
+def main() -> int:
+    """Run mutmut on the chosen modules, print (and optionally write) their scores."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help=f"some of {', '.join(MODULES)} (all)")
+    parser.add_argument("--fresh", action="store_true", help="delete mutants/ first")
+    parser.add_argument("--min-score", type=float, default=0.0)
+    parser.add_argument("--write-doc", action="store_true", help="update docs/testing.md")
+    parser.add_argument("--no-run", action="store_true", help="score the last run only")
+    parser.add_argument("--max-children", type=int, default=2)
+    args = parser.parse_args()
+    modules = args.modules or list(MODULES)
+    unknown = [m for m in modules if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown modules {unknown}; choose from {list(MODULES)}")
+    if args.fresh:
+        shutil.rmtree(MUTANTS, ignore_errors=True)
+    if not args.no_run:
+        run_mutmut(modules, args.max_children)
+    equivalent = equivalent_mutants()
+    scores = [score(module, equivalent) for module in modules]
+    print(table(scores))
+    for s in scores:
+        for name in s.survived:
+            print(f"survived: {name}")
+    if args.write_doc:
+        write_doc(scores)
+    low = [s.module for s in scores if s.percent < args.min_score]
+    if low:
+        print(f"Under {args.min_score:g} %: {', '.join(low)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

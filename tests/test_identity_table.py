@@ -1,0 +1,132 @@
+"""identify() as a table: which key, user and tenant a request counts for.
+
+Written from DESIGN.md and tenant-api-group-tiers.md: a key is presented as
+``Authorization: Bearer`` or ``X-API-Key``; a revoked key, a wrong secret or the key of
+an inactive tenant identifies no key and no tenant; a request without a key takes the
+tenant TENANT_RESOLVER names for its authenticated user, and only an active one.
+"""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.test import RequestFactory
+
+from ratelimit_app import conf
+from ratelimit_app.identity import identify
+from ratelimit_app.policy import build_snapshot
+from tests.factories import ApiKeyFactory, TenantFactory
+
+pytestmark = pytest.mark.django_db
+
+factory = RequestFactory()
+RESOLVER = "tests.test_identity_table.tenant_named_in_header"
+
+
+def tenant_named_in_header(request, user):
+    """TENANT_RESOLVER for these tests: the slug in X-Tenant, if any."""
+    return request.META.get("HTTP_X_TENANT")
+
+
+@pytest.fixture
+def world():
+    """Two tenants (one inactive), their keys, one key revoked, and a user."""
+    acme = TenantFactory(slug="acme")
+    other = TenantFactory(slug="other")
+    gone = TenantFactory(slug="gone", active=False)
+    keys = {
+        "live": ApiKeyFactory(tenant=acme),
+        "revoked": ApiKeyFactory(tenant=acme, revoked=True),
+        "inactive": ApiKeyFactory(tenant=gone),
+    }
+    snapshot = build_snapshot()
+    # Created after the snapshot: found by the one lookup a request may make.
+    keys["late"] = ApiKeyFactory(tenant=other)
+    keys["late-revoked"] = ApiKeyFactory(tenant=other, revoked=True)
+    user = get_user_model().objects.create_user("alice", password="pw-123-abc")
+    tenants = {"acme": acme, "other": other, "gone": gone}
+    return snapshot, keys, user, tenants
+
+
+# (key header, key, secret suffix, user, X-Tenant) -> (key, user?, tenant slug)
+ROWS = [
+    ("bearer", "live", "", None, None, ("live", False, "acme")),
+    ("x-api-key", "live", "", None, None, ("live", False, "acme")),
+    ("bearer", "live", "x", None, None, (None, False, None)),  # wrong secret
+    ("bearer", "revoked", "", None, None, (None, False, None)),
+    ("x-api-key", "revoked", "", None, None, (None, False, None)),
+    ("bearer", "inactive", "", None, None, (None, False, None)),  # its tenant is inactive
+    ("bearer", "late", "", None, None, ("late", False, "other")),
+    ("bearer", "late-revoked", "", None, None, (None, False, None)),
+    ("basic", "live", "", None, None, (None, False, None)),  # not a Bearer key
+    (None, None, "", "alice", "acme", (None, True, "acme")),
+    (None, None, "", "alice", "gone", (None, True, None)),  # inactive tenant
+    (None, None, "", "alice", "nobody", (None, True, None)),  # unknown slug
+    (None, None, "", "alice", None, (None, True, None)),
+    (None, None, "", "anonymous", "acme", (None, False, None)),  # no user, no resolver
+    (None, None, "", None, "acme", (None, False, None)),
+    # The key's tenant wins over the one the resolver names.
+    ("bearer", "live", "", "alice", "other", ("live", True, "acme")),
+    # A revoked key leaves the user's own tenant.
+    ("bearer", "revoked", "", "alice", "other", (None, True, "other")),
+]
+
+
+def request_for(kind, secret, user, tenant_slug):
+    headers = {"REMOTE_ADDR": "203.0.113.9"}
+    if kind == "bearer":
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
+    elif kind == "x-api-key":
+        headers["HTTP_X_API_KEY"] = secret
+    elif kind == "basic":
+        headers["HTTP_AUTHORIZATION"] = f"Basic {secret}"
+    if tenant_slug:
+        headers["HTTP_X_TENANT"] = tenant_slug
+    request = factory.get("/v1/status", **headers)
+    if user is not None:
+        request.user = user
+    return request
+
+
+@pytest.mark.parametrize("kind, key, suffix, user, tenant_slug, expected", ROWS)
+def test_identify(world, kind, key, suffix, user, tenant_slug, expected):
+    snapshot, keys, alice, tenants = world
+    secret = keys[key].secret + suffix if key else ""
+    person = {"alice": alice, "anonymous": AnonymousUser(), None: None}[user]
+    request = request_for(kind, secret, person, tenant_slug)
+    config = {**conf.DEFAULTS, "TENANT_RESOLVER": RESOLVER}
+    identity = identify(request, snapshot, config)
+    want_key, want_user, want_tenant = expected
+    assert identity.ip == "203.0.113.9"
+    assert identity.api_key_id == (keys[want_key].pk if want_key else None)
+    assert identity.user_id == (str(alice.pk) if want_user else None)
+    assert identity.tenant == (snapshot.tenants[tenants[want_tenant].pk] if want_tenant else None)
+
+
+def test_identify_leaves_request_user_alone_when_not_needed(world):
+    snapshot, _keys, alice, _tenants = world
+    request = request_for(None, "", alice, "acme")
+    config = {**conf.DEFAULTS, "TENANT_RESOLVER": RESOLVER}
+    identity = identify(request, snapshot, config, needs_user=False)
+    assert (identity.user_id, identity.tenant) == (None, None)
+    # A user passed in (DRF's) counts even so.
+    passed = identify(request, snapshot, config, user=alice, needs_user=False)
+    assert passed.user_id == str(alice.pk) and passed.tenant.slug == "acme"
+
+
+def test_a_resolver_may_return_a_tenant_or_its_id(world):
+    snapshot, _keys, alice, tenants = world
+    request = request_for(None, "", alice, None)
+    for returned in (tenants["acme"], tenants["acme"].pk):
+        config = {**conf.DEFAULTS, "TENANT_RESOLVER": "tests.test_identity_table.fixed"}
+        FIXED[:] = [returned]
+        assert identify(request, snapshot, config).tenant.slug == "acme"
+    FIXED[:] = [tenants["gone"]]
+    assert identify(request, snapshot, config).tenant is None
+
+
+FIXED: list = [None]
+
+
+def fixed(request, user):
+    """TENANT_RESOLVER returning whatever FIXED holds."""
+    return FIXED[0]

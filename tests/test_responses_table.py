@@ -1,0 +1,148 @@
+"""Whole 429 responses of every body style, and the 503, as exact values.
+
+The default body is per-key-rolling-windows.md's; ``drf`` is Django REST framework's
+throttled message; ``problem`` is RFC 9457 problem details with the quota-exceeded type
+of draft-ietf-httpapi-ratelimit-headers. Retry-After is whole seconds, rounded up (never
+earlier than allowed), at least 1.
+"""
+
+import json
+
+import pytest
+
+from ratelimit_app import conf
+from ratelimit_app.counters.algorithms import FIXED_WINDOW, GCRA, US, LimitSpec
+from ratelimit_app.counters.memory import MemoryBackend
+from ratelimit_app.responses import (
+    retry_after_seconds,
+    throttled_payload,
+    throttled_response,
+    unavailable_response,
+)
+
+# 15 s into a minute: a fixed window of 60 s ends 45 s later.
+MINUTE = 1_800_000_000 * US
+NOW = MINUTE + 15 * US
+MESSAGE = "Too many requests. Please wait before retrying."
+OTP = LimitSpec("rl:k:otp", FIXED_WINDOW, rate=2, period=60, name="otp-tenant-60s")
+
+
+def denied(specs, requests=3):
+    """The decision on the last of ``requests`` requests at NOW."""
+    backend = MemoryBackend({"MEMORY_MAX_KEYS": 100})
+    for _ in range(requests - 1):
+        backend.check(specs, now=NOW)
+    decision = backend.check(specs, now=NOW)
+    assert not decision.allowed
+    return decision
+
+
+def config(**overrides):
+    return {**conf.DEFAULTS, **overrides}
+
+
+BODIES = [
+    (
+        "default",
+        "application/json",
+        {
+            "success": False,
+            "error": {"code": "rate_limit_exceeded", "message": MESSAGE, "retry_after_seconds": 45},
+        },
+    ),
+    (
+        "drf",
+        "application/json",
+        {"detail": "Request was throttled. Expected available in 45 seconds."},
+    ),
+    (
+        "problem",
+        "application/problem+json",
+        {
+            "type": "https://iana.org/assignments/http-problem-types#quota-exceeded",
+            "title": "Too Many Requests",
+            "status": 429,
+            "detail": MESSAGE,
+            "retry_after_seconds": 45,
+            "violated-policies": ["otp-tenant-60s"],
+            "violated_limits": [{"name": "otp-tenant-60s", "limit": 2, "period": 60}],
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("style, content_type, body", BODIES)
+def test_the_whole_429_of_every_body_style(style, content_type, body):
+    response = throttled_response(denied([OTP]), config(BODY=style))
+    assert response.status_code == 429
+    assert response["Content-Type"] == content_type
+    assert json.loads(response.content) == body
+    headers = {name: value for name, value in response.items() if name != "Content-Type"}
+    assert headers == {
+        "X-RateLimit-Limit": "2",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": "45",  # the delta style, the default
+        "Retry-After": "45",
+    }
+
+
+def test_the_epoch_reset_style_and_the_configured_message():
+    settings = config(RESET_STYLE="epoch", MESSAGE="Slow down.")
+    response = throttled_response(denied([OTP]), settings)
+    assert response["X-RateLimit-Reset"] == str(NOW // US + 45)
+    assert json.loads(response.content)["error"]["message"] == "Slow down."
+
+
+def test_a_body_function_given_as_a_callable_or_a_dotted_path():
+    for body in (custom_body, "tests.test_responses_table.custom_body"):
+        payload, content_type, seconds = throttled_payload(denied([OTP]), config(BODY=body))
+        assert (payload, content_type, seconds) == (
+            {"wait": 45, "said": MESSAGE},
+            "application/json",
+            45,
+        )
+
+
+def custom_body(decision, seconds, message):
+    return {"wait": seconds, "said": message}
+
+
+def test_problem_details_name_only_the_enforced_limits_that_denied():
+    burst = LimitSpec("rl:k:burst", GCRA, rate=300, period=60, burst=5, name="messages-key-60s")
+    roomy = LimitSpec("rl:k:roomy", FIXED_WINDOW, rate=100, period=60, name="roomy")
+    shadow = LimitSpec("rl:k:shadow", FIXED_WINDOW, rate=1, period=60, shadow=True, name="trial")
+    # No name: the policy is named by the key's part before its last (the counter's).
+    unnamed = LimitSpec("rl:t:7:media:f", FIXED_WINDOW, rate=5, period=60)
+    decision = denied([burst, roomy, shadow, unnamed], requests=6)
+    body, content_type, seconds = throttled_payload(decision, config(BODY="problem"))
+    assert content_type == "application/problem+json"
+    # Both must admit it: GCRA frees one in 0.2 s, the fixed window in 45 s.
+    assert seconds == 45 and body["retry_after_seconds"] == 45
+    assert body["violated-policies"] == ["messages-key-60s", "media"]
+    assert body["violated_limits"] == [
+        {"name": "messages-key-60s", "limit": 5, "period": 60},
+        {"name": "media", "limit": 5, "period": 60},
+    ]
+
+
+@pytest.mark.parametrize(
+    "wait, seconds",
+    [(45.0, 45), (44.000001, 45), (44.2, 45), (0.2, 1), (0.0, 1), (1.0, 1), (59.9999, 60)],
+)
+def test_retry_after_is_whole_seconds_rounded_up_and_at_least_one(wait, seconds):
+    assert retry_after_seconds(wait) == seconds
+
+
+def test_the_whole_503():
+    response = unavailable_response(4.2)
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    assert response["Retry-After"] == "5"
+    assert json.loads(response.content) == {
+        "success": False,
+        "error": {
+            "code": "rate_limiter_unavailable",
+            "message": "Rate limiting is unavailable; try again soon.",
+            "retry_after_seconds": 5,
+        },
+    }
