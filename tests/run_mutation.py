@@ -14,12 +14,13 @@ mutant that no in-process test reaches. ``--min-score`` fails the run below that
 """
 
 import argparse
+import contextlib
 import json
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +91,26 @@ def mutant_patterns(modules: Iterable[str]) -> list[str]:
             dotted = path.removesuffix(".py").replace("/", ".")
             patterns.append(f"{dotted.removesuffix('.__init__')}.*")
     return patterns
+
+
+@contextlib.contextmanager
+def tests_limited_to(paths: list[str]) -> Iterator[None]:
+    """While running, each mutant is tested by ``paths`` (the modules' own test files)
+    instead of the whole in-process suite: mutmut reads its test selection from
+    setup.cfg only, so the file is rewritten for the run and restored after it."""
+    if not paths:
+        yield
+        return
+    config = ROOT / "setup.cfg"
+    original = config.read_text(encoding="utf-8")
+    selection = "pytest_add_cli_args_test_selection =\n    tests/\n"
+    assert selection in original, "setup.cfg's [mutmut] test selection moved"
+    narrowed = "pytest_add_cli_args_test_selection =\n" + "".join(f"    {p}\n" for p in paths)
+    config.write_text(original.replace(selection, narrowed), encoding="utf-8")
+    try:
+        yield
+    finally:
+        config.write_text(original, encoding="utf-8")
 
 
 def run_mutmut(modules: list[str], max_children: int) -> None:
@@ -171,6 +192,12 @@ def main() -> int:
     parser.add_argument("--write-doc", action="store_true", help="update docs/testing.md")
     parser.add_argument("--no-run", action="store_true", help="score the last run only")
     parser.add_argument("--max-children", type=int, default=2)
+    parser.add_argument(
+        "--tests",
+        nargs="+",
+        default=[],
+        help="test files each mutant runs (default: the whole in-process suite)",
+    )
     args = parser.parse_args()
     modules = args.modules or list(MODULES)
     unknown = [m for m in modules if m not in MODULES]
@@ -179,7 +206,8 @@ def main() -> int:
     if args.fresh:
         shutil.rmtree(MUTANTS, ignore_errors=True)
     if not args.no_run:
-        run_mutmut(modules, args.max_children)
+        with tests_limited_to(args.tests):
+            run_mutmut(modules, args.max_children)
     equivalent = equivalent_mutants()
     scores = [score(module, equivalent) for module in modules]
     print(table(scores))
