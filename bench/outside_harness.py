@@ -28,6 +28,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def parse():
     return parser.parse_args()
 
 
-def configure(redis_url):
+def configure(redis_url, database):
     """Django with startproject's middleware, the app's decorator views and limits'."""
     from django.conf import settings
 
@@ -91,7 +92,8 @@ def configure(redis_url):
                 },
             }
         ],
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        # A file, not ":memory:": the policy thread's own connection must see the rows.
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": database}},
         RATELIMIT_APP={"STORAGE_URL": redis_url, "POLICY_REFRESH_INTERVAL": 1.0},
         SILENCED_SYSTEM_CHECKS=["ratelimit_app.W011"],
         LOGGING={"version": 1, "disable_existing_loggers": True},
@@ -270,7 +272,7 @@ def main():
     server = RedisServer().start()
     try:
         os.environ["HARNESS_REDIS_URL"] = server.url
-        configure(server.url)
+        configure(server.url, str(Path(tempfile.mkdtemp(prefix="outside-harness-")) / "db"))
         global urlpatterns
         urlpatterns = urlpatterns_for_rows()
         load_rows()
