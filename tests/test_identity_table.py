@@ -54,12 +54,13 @@ ROWS = [
     ("bearer", "live", "x", None, None, (None, False, None)),  # wrong secret
     ("bearer", "revoked", "", None, None, (None, False, None)),
     ("x-api-key", "revoked", "", None, None, (None, False, None)),
-    ("bearer", "inactive", "", None, None, (None, False, None)),  # its tenant is inactive
+    # An inactive tenant's key is known, with its tenant: the pipeline refuses it (403).
+    ("bearer", "inactive", "", None, None, ("inactive", False, "gone")),
     ("bearer", "late", "", None, None, ("late", False, "other")),
     ("bearer", "late-revoked", "", None, None, (None, False, None)),
     ("basic", "live", "", None, None, (None, False, None)),  # not a Bearer key
     (None, None, "", "alice", "acme", (None, True, "acme")),
-    (None, None, "", "alice", "gone", (None, True, None)),  # inactive tenant
+    (None, None, "", "alice", "gone", (None, True, "gone")),  # inactive: refused later
     (None, None, "", "alice", "nobody", (None, True, None)),  # unknown slug
     (None, None, "", "alice", None, (None, True, None)),
     (None, None, "", "anonymous", "acme", (None, False, None)),  # no user, no resolver
@@ -121,7 +122,8 @@ def test_a_resolver_may_return_a_tenant_or_its_id(world):
         FIXED[:] = [returned]
         assert identify(request, snapshot, config).tenant.slug == "acme"
     FIXED[:] = [tenants["gone"]]
-    assert identify(request, snapshot, config).tenant is None
+    # Named as it is, inactive: the pipeline refuses its requests (tenant_inactive).
+    assert identify(request, snapshot, config).tenant.active is False
 
 
 FIXED: list = [None]
