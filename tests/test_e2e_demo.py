@@ -7,6 +7,7 @@ import pytest
 
 from ratelimit_app import runtime
 from ratelimit_app.models import Limit
+from tests.e2e_support import bearer
 from tests.http_support import HttpClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,18 +32,7 @@ def http(live_server):
     client.close()
 
 
-def key_header(secret):
-    return {"Authorization": f"Bearer {secret}"}
-
-
-def burst_until_denied(http, method, path, headers, limit=5000):
-    """Send requests until the first 429; return (allowed count, the 429 reply)."""
-    for sent in range(limit):
-        reply = http.request(method, path, headers)
-        if reply.status == 429:
-            return sent, reply
-        assert reply.status < 400, reply.body
-    raise AssertionError(f"no 429 after {limit} requests")
+key_header = bearer  # an ``Authorization: Bearer`` header
 
 
 def test_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing(http, demo_data):
