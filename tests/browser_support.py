@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -63,6 +64,27 @@ def screenshot(driver, name):
     driver.set_window_size(size["width"], size["height"])
 
 
+def gone(element):
+    """A wait condition: ``element``'s page has been replaced.
+
+    Selenium's ``staleness_of`` knows only the stale-element error; Chromium's driver
+    sometimes answers for a page mid-replacement that the node "does not belong to the
+    document", which is the same fact and must not fail the test."""
+
+    def predicate(_driver):
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    return predicate
+
+
 class Console:
     """The browser at the live server: open admin pages, log in, read and click."""
 
@@ -76,7 +98,8 @@ class Console:
         self.open("admin:login")
         self.find("#id_username").send_keys(USER)
         self.find("#id_password").send_keys(PASSWORD)
-        self.find("input[type=submit]").click()
+        # The login page has a #site-name too: wait for it to go, not for the header.
+        self.submit("input[type=submit]")
         self.wait_for("#site-name")
 
     def find(self, css):
@@ -94,7 +117,7 @@ class Console:
         """Press a button and wait for the next page."""
         page = self.find("html")
         self.find(css).click()
-        WebDriverWait(self.driver, 10).until(expected_conditions.staleness_of(page))
+        WebDriverWait(self.driver, 10).until(gone(page))
 
     def run_action(self, action, *object_ids):
         """Tick ``object_ids`` in the change list, choose ``action`` and press Go."""
