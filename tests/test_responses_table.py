@@ -14,6 +14,7 @@ from ratelimit_app import conf
 from ratelimit_app.counters.algorithms import FIXED_WINDOW, GCRA, US, LimitSpec
 from ratelimit_app.counters.memory import MemoryBackend
 from ratelimit_app.responses import (
+    ietf_fields,
     retry_after_seconds,
     throttled_payload,
     throttled_response,
@@ -145,4 +146,20 @@ def test_the_whole_503():
             "message": "Rate limiting is unavailable; try again soon.",
             "retry_after_seconds": 5,
         },
+    }
+
+
+def test_the_ietf_fields_of_a_refusal_list_each_limit_and_no_reset_beyond_retry_after():
+    """draft-ietf-httpapi-ratelimit-headers: q per w seconds, a GCRA limit's burst as
+    ``burst`` (a fixed window has none, even with a burst in its row), and on a refusal
+    no ``t`` later than Retry-After."""
+    burst = LimitSpec("rl:k:burst", GCRA, rate=300, period=60, burst=5, name="messages-key-60s")
+    roomy = LimitSpec("rl:k:roomy", FIXED_WINDOW, rate=100, period=60, burst=3, name="roomy")
+    # Six at one instant: the burst of 5 denies the sixth, which charges nothing.
+    decision = denied([burst, roomy], requests=6)
+    assert retry_after_seconds(decision.retry_after) == 1  # GCRA frees one in 0.2 s
+    assert ietf_fields(decision) == {
+        "RateLimit-Policy": '"messages-key-60s";q=300;w=60;burst=5, "roomy";q=100;w=60',
+        # The fixed window would reset in 45 s; the refusal says 1 (Retry-After).
+        "RateLimit": '"messages-key-60s";r=0;t=1, "roomy";r=95;t=1',
     }
