@@ -16,6 +16,7 @@ from ratelimit_app.counters.memory import MemoryBackend
 from ratelimit_app.responses import (
     ietf_fields,
     retry_after_seconds,
+    sf_string,
     throttled_payload,
     throttled_response,
     unavailable_response,
@@ -163,3 +164,23 @@ def test_the_ietf_fields_of_a_refusal_list_each_limit_and_no_reset_beyond_retry_
         # The fixed window would reset in 45 s; the refusal says 1 (Retry-After).
         "RateLimit": '"messages-key-60s";r=0;t=1, "roomy";r=95;t=1',
     }
+
+
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        # RFC 9651 sf-string: printable ASCII, space (0x20) to tilde (0x7E) included.
+        ("a b~", '"a b~"'),
+        (" ", '" "'),
+        ("~", '"~"'),
+        # Outside that range: the control characters, DEL (0x7F) and non-ASCII.
+        ("tab\there", '"tab?here"'),
+        ("del\x7f", '"del?"'),
+        ("médias", '"m?dias"'),
+        # Escaped: the quote and the backslash.
+        ('say "hi"', '"say \\"hi\\""'),
+        ("back\\slash", '"back\\\\slash"'),
+    ],
+)
+def test_a_policy_name_as_a_structured_field_string(text, field):
+    assert sf_string(text) == field
