@@ -116,6 +116,56 @@ def test_a_rolling_window_ring_is_bounded_by_its_rate(private_backend, private_r
     print(f"MEMORY USAGE rolling window 300000/min, worst: {admin.memory_usage(spec.key)} bytes")
 
 
+def v1_ring(last, counts):
+    """A ring as check.lua wrote it before format v2 (ring.lua's description of v1): 6
+    bits of width (the largest count's bit length), 53 bits of time in microseconds,
+    then the k + 1 counts, oldest first, padded with zero bits to a whole byte."""
+    width = max(counts).bit_length()
+    value, bits = width << 53 | last, 59
+    for count in counts:
+        value, bits = value << width | count, bits + width
+    padding = -bits % 8
+    return (value << padding).to_bytes((bits + padding) // 8, "big")
+
+
+def test_a_ring_written_before_the_v2_format_keeps_counting(private_backend, private_redis):
+    """A deploy keeps the counts of rings already in Redis: 100 requests in the
+    sub-window before T0's and 40 in T0's, of 600 a minute."""
+    admin = redis.Redis.from_url(private_redis.url)
+    spec = LimitSpec(MEDIA_KEY + uuid.uuid4().hex[:16], SLIDING_WINDOW, 600, 60)
+    admin.set(spec.key, v1_ring(T0, [0] * 9 + [100, 40]), px=60_000)
+    assert private_backend.check([spec], now=T0).remaining == 600 - 141
+    # Written back in v2: the first six bits are 32 + the width (100: 7 bits).
+    assert admin.get(spec.key)[0] >> 2 == 32 + 7
+    assert private_backend.check([spec], now=T0 + US).remaining == 600 - 142
+    # The sub-window before T0's ends at T0: its 100 leave the window 60 s later, while
+    # T0's 42 count until T0 + 66 s.
+    assert private_backend.check([spec], now=T0 + 59 * US).remaining == 600 - 143
+    assert private_backend.check([spec], now=T0 + 60 * US).remaining == 600 - 44
+
+
+def test_an_admission_in_the_newest_sub_window_keeps_the_older_counts(
+    private_backend, private_redis
+):
+    """The head-only rewrite (ring.lua) keeps the bits of the older counts that share
+    the head's last byte: every width from 1 to 19 bits, the older count at its largest."""
+    for width in range(1, 20):
+        older = 2**width - 1
+        rate = 2 * older + 2
+        spec = LimitSpec(MEDIA_KEY + uuid.uuid4().hex[:16], SLIDING_WINDOW, rate, 60)
+        assert private_backend.check([spec], cost=older, now=T0).allowed
+        # The next sub-window: the ring moves on, the older count is the one before.
+        assert private_backend.check([spec], now=T0 + 6 * US).remaining == rate - older - 1
+        newer = 1
+        for n in sorted({2, 3, 4, older - 1, older, older + 1} & set(range(2, older + 2))):
+            decision = private_backend.check([spec], now=T0 + 6 * US + n)
+            newer += 1
+            assert decision.remaining == rate - older - newer, (width, n)
+        # The older count, whole, leaves 60 s after its sub-window's end; the newer stay.
+        decision = private_backend.check([spec], now=T0 + 66 * US)
+        assert decision.remaining == rate - newer - 1, width
+
+
 def test_every_key_has_a_ttl(private_backend, private_redis):
     admin = redis.Redis.from_url(private_redis.url)
     specs = [

@@ -73,6 +73,21 @@ end
 -- A rolling window: algorithms.sliding_window.
 local function sliding(raw, rate, window, subwindows)
   local slots = subwindows + 1
+  local size = fdiv(window, subwindows)
+  if raw then
+    -- Still in the newest sub-window: no count has expired, so the ring holds what it
+    -- counts, and an admission rewrites the head only (ring.lua).
+    local width, last, newest, older, head = ring_head(raw, slots)
+    if width and last <= now + window then
+      local at = math.max(now, last)
+      local used = newest + older + cost
+      if fdiv(at, size) == fdiv(last, size) and used <= rate and newest + cost < POW[width] then
+        local tail = string.byte(raw, head)
+        local ring = head_encode(width, at, newest + cost, tail) .. string.sub(raw, head + 1)
+        return 1, rate, rate - used, window, 0, ring, at + window - now
+      end
+    end
+  end
   local last, counts
   if raw then last, counts = ring_decode(raw, slots) end
   if not last or last > now + window then
@@ -91,7 +106,6 @@ local function sliding(raw, rate, window, subwindows)
     if cost <= rate then retry = ring_wait(counts, expiries, used + cost - rate) - at end
     return 0, rate, math.max(0, rate - used), ring_reset(counts, expiries, at), retry, nil, 0
   end
-  local size = fdiv(window, subwindows)
   local moved = fdiv(at, size) - fdiv(last, size)
   local ring = {}
   for i = 1, slots do ring[i] = counts[i + moved] or 0 end
