@@ -3,7 +3,7 @@
 import pytest
 
 from ratelimit_app import hashing
-from ratelimit_app.identity import client_ip, presented_api_key, resolve_api_key
+from ratelimit_app.identity import client_ip, parse_address, presented_api_key, resolve_api_key
 from ratelimit_app.policy import KeyEntry, PolicySnapshot
 
 PROXIES = ["10.0.0.0/8"]
@@ -133,3 +133,32 @@ def test_a_keys_tenant_is_the_requests_active_or_not():
     assert (tenant.id, tenant.active) == (3, False)  # not anonymous: refused (test_guard_rails)
     snapshot.tenants[3] = TenantEntry(3, "gone", tier_id=1, active=True)
     assert resolve_tenant(request, None, snapshot, {"TENANT_RESOLVER": None}, key).id == 3
+
+
+@pytest.mark.parametrize(
+    "raw, address",
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        (" 203.0.113.9 ", "203.0.113.9"),
+        ("203.0.113.9:443", "203.0.113.9"),  # a port after IPv4
+        ("[2001:db8::1]:443", "2001:db8::1"),  # a port after bracketed IPv6
+        ("[2001:db8::1]", "2001:db8::1"),
+        # What follows the first closing bracket is the port part, never the address.
+        ("[2001:db8::1]]", "2001:db8::1"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("fe80::1%eth0", "fe80::1"),  # a zone index is not part of the address
+        ("::ffff:192.0.2.1", "192.0.2.1"),  # IPv4-mapped IPv6 is the IPv4 client
+        # Malformed: a closing bracket without an opening one, and the rest.
+        ("2001:db8::1]", None),
+        ("203.0.113.9:443:1", None),
+        ("not-an-ip", None),
+        ("", None),
+    ],
+)
+def test_parse_address(raw, address):
+    parsed = parse_address(raw)
+    assert (None if parsed is None else str(parsed)) == address
+
+
+def test_a_malformed_value_has_one_bucket_whether_it_is_the_peer_or_a_forwarded_hop():
+    assert ip("not-an-ip") == ip("10.0.0.1", "not-an-ip", proxies=PROXIES)
