@@ -3,6 +3,7 @@ user, tenant."""
 
 import ipaddress
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_FORWARDED_HOPS = 32
 MAX_HEADER_LENGTH = 4096
+# An IPv4 address as ipaddress writes it (no leading zeros, no spaces): its own bucket,
+# found without parsing it (a new client address costs no ipaddress objects).
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,8 @@ def client_ip(meta: Mapping[str, Any], proxies: Any = (), ipv6_prefix: int = 64)
     proxy, and only a short header is memoized: a hostile header grows no cache.
     """
     remote_raw = meta.get("REMOTE_ADDR") or ""
+    if not proxies and CANONICAL_IPV4.fullmatch(remote_raw):
+        return remote_raw  # what _resolve_client_ip gives, without a parse or a memo
     proxies = tuple(proxies)
     forwarded = ""
     if proxies and _peer_is_trusted(remote_raw[:MAX_HEADER_LENGTH], proxies):

@@ -162,3 +162,32 @@ def test_parse_address(raw, address):
 
 def test_a_malformed_value_has_one_bucket_whether_it_is_the_peer_or_a_forwarded_hop():
     assert ip("not-an-ip") == ip("10.0.0.1", "not-an-ip", proxies=PROXIES)
+
+
+@pytest.mark.parametrize(
+    "remote, bucket",
+    [
+        ("1.0.0.0", "1.0.0.0"),
+        ("255.255.255.255", "255.255.255.255"),
+        ("203.0.113.9", "203.0.113.9"),
+        # Not written as ipaddress writes an IPv4 address: parsed, and malformed ones
+        # get a keyed-hash bucket of their own.
+        (" 203.0.113.9", "203.0.113.9"),
+        ("203.0.113.9\n", "203.0.113.9"),
+        ("203.0.113.9:443", "203.0.113.9"),
+        ("203.0.113.09", "raw"),
+        ("256.0.113.9", "raw"),
+        ("203.0.113", "raw"),
+        ("203.0.113.9.1", "raw"),
+        ("２０３.0.113.9", "raw"),  # full-width digits
+    ],
+)
+def test_the_bucket_of_an_ipv4_peer_without_trusted_proxies(remote, bucket):
+    found = ip(remote)
+    assert found.split(":")[0] == bucket if bucket == "raw" else found == bucket
+
+
+def test_the_peer_is_parsed_when_proxies_are_trusted():
+    # A trusted proxy's own address is never the client when it forwards one.
+    assert ip("10.0.0.1", "198.51.100.7", proxies=PROXIES) == "198.51.100.7"
+    assert ip("203.0.113.9", "198.51.100.7", proxies=PROXIES) == "203.0.113.9"
