@@ -9,12 +9,15 @@ earlier than allowed), at least 1.
 import json
 
 import pytest
+from django.http import HttpResponse
 
 from ratelimit_app import conf
-from ratelimit_app.counters.algorithms import FIXED_WINDOW, GCRA, US, LimitSpec
+from ratelimit_app.counters.algorithms import FIXED_WINDOW, GCRA, SLIDING_WINDOW, US, LimitSpec
 from ratelimit_app.counters.memory import MemoryBackend
 from ratelimit_app.responses import (
+    add_headers,
     ietf_fields,
+    rate_limit_headers,
     retry_after_seconds,
     sf_string,
     throttled_payload,
@@ -184,3 +187,36 @@ def test_the_ietf_fields_of_a_refusal_list_each_limit_and_no_reset_beyond_retry_
 )
 def test_a_policy_name_as_a_structured_field_string(text, field):
     assert sf_string(text) == field
+
+
+# per-key-rolling-windows.md's messaging: 300 a minute in a rolling window, with a burst
+# of 5 a second on top.
+MESSAGES_WINDOW = LimitSpec("rl:k:msgw", SLIDING_WINDOW, rate=300, period=60, name="win")
+MESSAGES_BURST = LimitSpec("rl:k:msgb", GCRA, rate=5, period=1, burst=5, name="burst")
+
+
+def test_the_headers_describe_the_window_or_the_tightest_limit_as_the_group_says():
+    # Six at one instant: the burst admits five, the sixth is refused and charges nothing.
+    decision = denied([MESSAGES_WINDOW, MESSAGES_BURST], requests=6)
+    # The document's style: the rolling window, its reset a Unix time. The five stay in
+    # the window until 60 s after NOW (their sub-window's last admission).
+    assert rate_limit_headers(decision, config(), ("epoch", "window")) == {
+        "X-RateLimit-Limit": "300",
+        "X-RateLimit-Remaining": "295",
+        "X-RateLimit-Reset": str(1_800_000_015 + 60),
+    }
+    # The tightest limit, its reset in seconds from now: the burst is empty, and full
+    # again after 5 x 0.2 s.
+    assert rate_limit_headers(decision, config(), ("delta", "tightest")) == {
+        "X-RateLimit-Limit": "5",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": "1",
+    }
+
+
+def test_headers_follow_the_configuration_given_not_the_settings():
+    decision = denied([OTP])
+    response = add_headers(HttpResponse(), decision, config(RESET_STYLE="epoch"))
+    assert response["X-RateLimit-Reset"] == str(1_800_000_000 + 60)  # the window's end
+    response = add_headers(HttpResponse(), decision, config(RESET_STYLE="delta"))
+    assert response["X-RateLimit-Reset"] == "45"
