@@ -191,3 +191,12 @@ def test_the_peer_is_parsed_when_proxies_are_trusted():
     # A trusted proxy's own address is never the client when it forwards one.
     assert ip("10.0.0.1", "198.51.100.7", proxies=PROXIES) == "198.51.100.7"
     assert ip("203.0.113.9", "198.51.100.7", proxies=PROXIES) == "203.0.113.9"
+
+
+def test_a_forwarded_header_from_an_untrusted_peer_is_ignored_whoever_passes_it():
+    # client_ip reads X-Forwarded-For only from a trusted peer; the resolver itself
+    # ignores one from any other peer too (it also serves values too long for the memo).
+    from ratelimit_app.identity import _resolve_client_ip
+
+    assert _resolve_client_ip("203.0.113.9", "1.2.3.4", ("10.0.0.0/8",), 64) == "203.0.113.9"
+    assert _resolve_client_ip("10.0.0.1", "1.2.3.4", ("10.0.0.0/8",), 64) == "1.2.3.4"
