@@ -151,17 +151,58 @@ def tests_limited_to(paths: list[str]) -> Iterator[None]:
 
 
 def run_mutmut(names: list[str], max_children: int) -> None:
-    """Generate the mutants and test those ``names`` match (results land in mutants/)."""
+    """Generate the mutants and test those ``names`` match (results land in mutants/).
+
+    mutmut forgets every result when its test selection or pytest arguments change (its
+    config fingerprint); results it had that this run did not replace are put back, for
+    a kill by one selection is a kill by any larger one."""
+    kept = all_exit_codes()
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
-    subprocess.run([*command, *names], cwd=ROOT, check=True)
+    try:
+        subprocess.run([*command, *names], cwd=ROOT, check=True)
+    finally:
+        restore_exit_codes(kept)
 
 
-def run_own_tests_first(modules: list[str], max_children: int) -> None:
+def all_exit_codes() -> dict[Path, dict[str, int | None]]:
+    """mutmut's result per mutant, per .meta file under mutants/."""
+    if not MUTANTS.exists():
+        return {}
+    return {
+        meta: json.loads(meta.read_text())["exit_code_by_key"] for meta in MUTANTS.rglob("*.meta")
+    }
+
+
+def restore_exit_codes(kept: dict[Path, dict[str, int | None]]) -> None:
+    """Put back the results in ``kept`` that mutmut has since reset to none."""
+    for meta, codes in kept.items():
+        if not meta.exists():
+            continue
+        data = json.loads(meta.read_text())
+        current = data["exit_code_by_key"]
+        lost = {k: v for k, v in codes.items() if v is not None and current.get(k, 0) is None}
+        if lost:
+            current.update(lost)
+            meta.write_text(json.dumps(data, indent=4))
+
+
+def not_run(module: str) -> list[str]:
+    """The mutants of ``module`` without a result (an interrupted run's rest)."""
+    return [
+        name for path in MODULES[module] for name, code in exit_codes(path).items() if code is None
+    ]
+
+
+def run_own_tests_first(modules: list[str], max_children: int, resume: bool = False) -> None:
     """Each module against its own test files, then the survivors against the whole
-    in-process suite (see the module's docstring)."""
+    in-process suite (see the module's docstring). With ``resume``, the first pass runs
+    only the mutants without a result yet."""
     for module in modules:
-        with tests_limited_to(list(OWN_TESTS[module])):
-            run_mutmut(mutant_patterns([module]), max_children)
+        started = any(exit_codes(path) for path in MODULES[module])
+        names = not_run(module) if resume and started else mutant_patterns([module])
+        if names:
+            with tests_limited_to(list(OWN_TESTS[module])):
+                run_mutmut(names, max_children)
     equivalent = equivalent_mutants()
     survivors = [name for module in modules for name in score(module, equivalent).survived]
     print(f"{len(survivors)} survivors of their own tests, now against the whole suite")
@@ -248,6 +289,11 @@ def main() -> int:
         help="each module's own tests first, then the survivors against the whole suite",
     )
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --own-tests-first: the first pass runs only mutants without a result",
+    )
+    parser.add_argument(
         "--tests",
         nargs="+",
         default=[],
@@ -265,7 +311,7 @@ def main() -> int:
     if args.no_run:
         pass
     elif args.own_tests_first:
-        run_own_tests_first(modules, args.max_children)
+        run_own_tests_first(modules, args.max_children, args.resume)
     else:
         with tests_limited_to(args.tests):
             run_mutmut(mutant_patterns(modules), args.max_children)
