@@ -132,3 +132,68 @@ FIXED: list = [None]
 def fixed(request, user):
     """TENANT_RESOLVER returning whatever FIXED holds."""
     return FIXED[0]
+
+
+# TOKEN_RESOLVER for the token rows: a token "tok-<application>" expires at T_EXPIRES.
+T_EXPIRES = 1_800_000_100.0
+asked_at: list = []
+
+
+def expiring_tokens(token, now):
+    """A resolver: live until T_EXPIRES; records the ``now`` it is asked at."""
+    from ratelimit_app.tokens import TokenParty
+
+    asked_at.append(now)
+    if not token.startswith("tok-") or now >= T_EXPIRES:
+        return None
+    return TokenParty(key=f"hash-{token}", application=token[4:], expires_at=T_EXPIRES)
+
+
+@pytest.mark.parametrize(
+    "bearer, now, expected",
+    [
+        # A live token counts as its own party, in its application's tenant.
+        ("tok-app-acme", T_EXPIRES - 1, ("hash-tok-app-acme", "acme")),
+        # At its expiry (the request's time, not the clock's) it is no party at all.
+        ("tok-app-acme", T_EXPIRES, (None, None)),
+        # An application no tenant is mapped to: a party without a tenant.
+        ("tok-app-nobody", T_EXPIRES - 1, ("hash-tok-app-nobody", None)),
+        ("not-a-token", T_EXPIRES - 1, (None, None)),
+    ],
+)
+def test_identify_an_access_token_at_the_time_given(world, bearer, now, expected):
+    snapshot, _keys, _alice, _tenants = world
+    config = {
+        **conf.DEFAULTS,
+        "TOKEN_RESOLVER": "tests.test_identity_table.expiring_tokens",
+        "TOKEN_TENANTS": {"app-acme": "acme"},
+    }
+    request = request_for("bearer", bearer, None, None)
+    asked_at.clear()
+    identity = identify(request, snapshot, config, needs_user=False, now=now)
+    assert asked_at == [now]  # asked once, at the request's time
+    token, tenant = expected
+    assert identity.access_token == token and identity.api_key_id is None
+    assert (identity.tenant.slug if identity.tenant else None) == tenant
+
+
+def test_no_token_resolver_is_asked_for_a_key_or_without_a_bearer(world):
+    snapshot, keys, _alice, _tenants = world
+    config = {**conf.DEFAULTS, "TOKEN_RESOLVER": "tests.test_identity_table.expiring_tokens"}
+    asked_at.clear()
+    for request in (
+        request_for("bearer", keys["live"].secret, None, None),  # an API key
+        request_for(None, "", None, None),
+        request_for("x-api-key", "tok-app-acme", None, None),  # tokens come as Bearer
+    ):
+        identify(request, snapshot, config, needs_user=False, now=T_EXPIRES - 1)
+    assert asked_at == []
+
+
+def test_a_user_object_without_is_authenticated_is_no_user(world):
+    from types import SimpleNamespace
+
+    snapshot, _keys, _alice, _tenants = world
+    request = request_for(None, "", None, None)
+    identity = identify(request, snapshot, dict(conf.DEFAULTS), user=SimpleNamespace(pk=7))
+    assert identity.user_id is None
