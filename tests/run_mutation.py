@@ -184,7 +184,12 @@ def restore_exit_codes(kept: dict[Path, dict[str, int | None]]) -> None:
             continue
         data = json.loads(meta.read_text())
         current = data["exit_code_by_key"]
-        lost = {k: v for k, v in codes.items() if v is not None and current.get(k, 0) is None}
+        # A timeout is judged again: it may be the machine's load, not the mutant.
+        lost = {
+            k: v
+            for k, v in codes.items()
+            if v is not None and v not in TIMEOUT_CODES and current.get(k, 0) is None
+        }
         if lost:
             current.update(lost)
             meta.write_text(json.dumps(data, indent=4))
