@@ -196,9 +196,14 @@ def restore_exit_codes(kept: dict[Path, dict[str, int | None]]) -> None:
 
 
 def not_run(module: str) -> list[str]:
-    """The mutants of ``module`` without a result (an interrupted run's rest)."""
+    """The mutants of ``module`` that no run has killed yet: without a result (an
+    interrupted run's rest), timed out (on a loaded machine a test run can outlast
+    mutmut's timeout), survived or reached by no test (tests may have come since)."""
     return [
-        name for path in MODULES[module] for name, code in exit_codes(path).items() if code is None
+        name
+        for path in MODULES[module]
+        for name, code in exit_codes(path).items()
+        if code not in KILLED_CODES
     ]
 
 
@@ -302,7 +307,7 @@ def main() -> int:
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="with --own-tests-first: the first pass runs only mutants without a result",
+        help="with --own-tests-first: the first pass runs only mutants not killed yet",
     )
     parser.add_argument(
         "--tests",
