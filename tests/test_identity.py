@@ -200,3 +200,25 @@ def test_a_forwarded_header_from_an_untrusted_peer_is_ignored_whoever_passes_it(
 
     assert _resolve_client_ip("203.0.113.9", "1.2.3.4", ("10.0.0.0/8",), 64) == "203.0.113.9"
     assert _resolve_client_ip("10.0.0.1", "1.2.3.4", ("10.0.0.0/8",), 64) == "1.2.3.4"
+
+
+def test_an_ipv6_client_counts_by_its_64_unless_configured():
+    meta = {"REMOTE_ADDR": "2001:db8:1:2:3:4:5:6"}
+    assert client_ip(meta) == "2001:db8:1:2::/64"  # the default prefix
+    assert client_ip(meta, (), 48) == "2001:db8:1::/48"
+
+
+@pytest.mark.parametrize(
+    "authorization, key",
+    [
+        ("Bearer k1.s3cret", "k1.s3cret"),
+        ("bearer k1.s3cret", "k1.s3cret"),  # the scheme is case-insensitive
+        ("Bearer  k1.s3cret", "k1.s3cret"),  # RFC 9110: one or more spaces after it
+        ("Bearer k1.s3cret ", "k1.s3cret"),
+        ("Bearer ", None),
+        ("Basic k1.s3cret", None),
+        ("Bearerk1.s3cret", None),
+    ],
+)
+def test_the_key_presented_as_bearer(authorization, key):
+    assert presented_api_key({"HTTP_AUTHORIZATION": authorization}) == key

@@ -197,3 +197,10 @@ def test_a_user_object_without_is_authenticated_is_no_user(world):
     request = request_for(None, "", None, None)
     identity = identify(request, snapshot, dict(conf.DEFAULTS), user=SimpleNamespace(pk=7))
     assert identity.user_id is None
+
+
+def test_identify_counts_an_ipv6_client_by_the_configured_prefix(world):
+    snapshot, _keys, _alice, _tenants = world
+    request = factory.get("/v1/status", REMOTE_ADDR="2001:db8:1:2:3:4:5:6")
+    config = {**conf.DEFAULTS, "IPV6_PREFIX": 48}
+    assert identify(request, snapshot, config, needs_user=False).ip == "2001:db8:1::/48"
