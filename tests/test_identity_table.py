@@ -204,3 +204,26 @@ def test_identify_counts_an_ipv6_client_by_the_configured_prefix(world):
     request = factory.get("/v1/status", REMOTE_ADDR="2001:db8:1:2:3:4:5:6")
     config = {**conf.DEFAULTS, "IPV6_PREFIX": 48}
     assert identify(request, snapshot, config, needs_user=False).ip == "2001:db8:1::/48"
+
+
+def broken_store(token, now):
+    """A TOKEN_RESOLVER whose own store is down."""
+    raise ConnectionError("token store down")
+
+
+def test_a_failing_token_resolver_counts_no_token_and_is_logged_once_a_minute(world, caplog):
+    from ratelimit_app import identity as identity_module
+
+    snapshot, _keys, _alice, _tenants = world
+    config = {**conf.DEFAULTS, "TOKEN_RESOLVER": "tests.test_identity_table.broken_store"}
+    request = request_for("bearer", "tok-app-acme", None, None)
+    identity_module._resolver_failure_logged_at[0] = float("-inf")
+    start = 1_800_000_000.0
+    with caplog.at_level("ERROR", logger="ratelimit_app"):
+        for now in (start, start + 59.9, start + 60, start + 61):
+            found = identify(request, snapshot, config, needs_user=False, now=now)
+            assert found.access_token is None and found.tenant is None
+    messages = [r.getMessage() for r in caplog.records if r.name == "ratelimit_app"]
+    # At start and a minute later; the name of the error, never the token.
+    logged = "TOKEN_RESOLVER raised ConnectionError; bearer tokens count as no party until it"
+    assert messages == [f"{logged} answers."] * 2
