@@ -211,13 +211,16 @@ def broken_store(token, now):
     raise ConnectionError("token store down")
 
 
-def test_a_failing_token_resolver_counts_no_token_and_is_logged_once_a_minute(world, caplog):
+def test_a_failing_token_resolver_counts_no_token_and_is_logged_once_a_minute(
+    world, caplog, monkeypatch
+):
     from ratelimit_app import identity as identity_module
 
     snapshot, _keys, _alice, _tenants = world
     config = {**conf.DEFAULTS, "TOKEN_RESOLVER": "tests.test_identity_table.broken_store"}
     request = request_for("bearer", "tok-app-acme", None, None)
-    identity_module._resolver_failure_logged_at[0] = float("-inf")
+    # The module's record of its last log, put back after the test.
+    monkeypatch.setattr(identity_module, "_resolver_failure_logged_at", [float("-inf")])
     start = 1_800_000_000.0
     with caplog.at_level("ERROR", logger="ratelimit_app"):
         for now in (start, start + 59.9, start + 60, start + 61):
