@@ -220,3 +220,21 @@ def test_headers_follow_the_configuration_given_not_the_settings():
     assert response["X-RateLimit-Reset"] == str(1_800_000_000 + 60)  # the window's end
     response = add_headers(HttpResponse(), decision, config(RESET_STYLE="delta"))
     assert response["X-RateLimit-Reset"] == "45"
+
+
+def test_shadow_limits_are_neither_listed_nor_described_and_an_admission_keeps_its_resets():
+    trial = LimitSpec("rl:k:trial", SLIDING_WINDOW, rate=10, period=3600, shadow=True, name="t")
+    backend = MemoryBackend({"MEMORY_MAX_KEYS": 100})
+    decision = backend.check([OTP, trial], now=NOW)  # the first request: admitted
+    assert decision.allowed
+    # Only the enforced limit, its reset the window's end (45 s), not a Retry-After.
+    assert ietf_fields(decision) == {
+        "RateLimit-Policy": '"otp-tenant-60s";q=2;w=60',
+        "RateLimit": '"otp-tenant-60s";r=1;t=45',
+    }
+    # The window a group's headers describe is an enforced one, not the shadow hour.
+    assert rate_limit_headers(decision, config(), ("delta", "window")) == {
+        "X-RateLimit-Limit": "2",
+        "X-RateLimit-Remaining": "1",
+        "X-RateLimit-Reset": "45",
+    }
