@@ -222,3 +222,10 @@ def test_an_ipv6_client_counts_by_its_64_unless_configured():
 )
 def test_the_key_presented_as_bearer(authorization, key):
     assert presented_api_key({"HTTP_AUTHORIZATION": authorization}) == key
+
+
+def test_a_forwarded_chain_too_long_for_the_memo_still_buckets_ipv6_by_its_prefix():
+    # Over 256 characters: resolved each time, not memoized, with the same prefix.
+    chain = ", ".join(["2001:db8:9:9::1"] * 30)
+    assert ip("10.0.0.1", chain, proxies=PROXIES) == "2001:db8:9:9::/64"
+    assert ip("10.0.0.1", chain, proxies=PROXIES, prefix=48) == "2001:db8:9::/48"

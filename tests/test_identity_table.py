@@ -159,6 +159,8 @@ def expiring_tokens(token, now):
         # An application no tenant is mapped to: a party without a tenant.
         ("tok-app-nobody", T_EXPIRES - 1, ("hash-tok-app-nobody", None)),
         ("not-a-token", T_EXPIRES - 1, (None, None)),
+        # RFC 9110 allows more than one space after the scheme.
+        (" tok-app-acme", T_EXPIRES - 1, ("hash-tok-app-acme", "acme")),
     ],
 )
 def test_identify_an_access_token_at_the_time_given(world, bearer, now, expected):
@@ -177,6 +179,16 @@ def test_identify_an_access_token_at_the_time_given(world, bearer, now, expected
     assert (identity.tenant.slug if identity.tenant else None) == tenant
 
 
+def basic_with_key(value):
+    """A request with ``Authorization: Basic <value>`` and a made-up X-API-Key."""
+    return factory.get(
+        "/v1/status",
+        REMOTE_ADDR="203.0.113.9",
+        HTTP_AUTHORIZATION=f"Basic {value}",
+        HTTP_X_API_KEY="made-up",
+    )
+
+
 def test_no_token_resolver_is_asked_for_a_key_or_without_a_bearer(world):
     snapshot, keys, _alice, _tenants = world
     config = {**conf.DEFAULTS, "TOKEN_RESOLVER": "tests.test_identity_table.expiring_tokens"}
@@ -185,6 +197,8 @@ def test_no_token_resolver_is_asked_for_a_key_or_without_a_bearer(world):
         request_for("bearer", keys["live"].secret, None, None),  # an API key
         request_for(None, "", None, None),
         request_for("x-api-key", "tok-app-acme", None, None),  # tokens come as Bearer
+        # A made-up X-API-Key beside a token in another scheme: still no Bearer token.
+        basic_with_key("tok-app-acme"),
     ):
         identify(request, snapshot, config, needs_user=False, now=T_EXPIRES - 1)
     assert asked_at == []
@@ -230,3 +244,15 @@ def test_a_failing_token_resolver_counts_no_token_and_is_logged_once_a_minute(
     # At start and a minute later; the name of the error, never the token.
     logged = "TOKEN_RESOLVER raised ConnectionError; bearer tokens count as no party until it"
     assert messages == [f"{logged} answers."] * 2
+
+
+def tenant_of_user(request, user):
+    """TENANT_RESOLVER naming a tenant by the user's name: alice is acme's."""
+    return {"alice": "acme"}.get(getattr(user, "username", None))
+
+
+def test_the_tenant_resolver_is_given_the_user(world):
+    snapshot, _keys, alice, _tenants = world
+    config = {**conf.DEFAULTS, "TENANT_RESOLVER": "tests.test_identity_table.tenant_of_user"}
+    identity = identify(request_for(None, "", alice, None), snapshot, config)
+    assert identity.tenant.slug == "acme"
