@@ -256,3 +256,14 @@ def test_the_tenant_resolver_is_given_the_user(world):
     config = {**conf.DEFAULTS, "TENANT_RESOLVER": "tests.test_identity_table.tenant_of_user"}
     identity = identify(request_for(None, "", alice, None), snapshot, config)
     assert identity.tenant.slug == "acme"
+
+
+def test_without_a_time_given_the_token_resolver_is_asked_at_the_clock(world):
+    import time
+
+    snapshot, _keys, _alice, _tenants = world
+    config = {**conf.DEFAULTS, "TOKEN_RESOLVER": "tests.test_identity_table.expiring_tokens"}
+    asked_at.clear()
+    before = time.time()
+    identify(request_for("bearer", "tok-app-acme", None, None), snapshot, config, needs_user=False)
+    assert len(asked_at) == 1 and before <= asked_at[0] <= time.time()
