@@ -48,11 +48,9 @@ local function ring_decode_v1(raw, slots)
   return last, counts
 end
 
-local function ring_encode_v1(last, counts)
-  local largest = math.max(unpack(counts))
-  local width = 1
-  while POW[width] <= largest do width = width + 1 end
-  -- The header: width (6 bits), then the time's 53 bits, most significant first.
+-- The 6-bit field (the width, plus 32 in v2) and the 53-bit time: the first seven bytes,
+-- and the time's last 3 bits, which start the eighth.
+local function time_header(field, last)
   local low3 = last % 8
   local rest = (last - low3) / 8          -- 50 bits
   local bytes = {}
@@ -61,11 +59,17 @@ local function ring_encode_v1(last, counts)
     bytes[i] = rest - high * 256
     rest = high
   end
-  bytes[1] = width * 4 + rest             -- rest: the top 2 bits
-  local acc, bits, n = low3, 3, 7
+  bytes[1] = field * 4 + rest             -- rest: the top 2 bits
+  return bytes, low3
+end
+
+-- A ring's string: the header, then ``values`` in the order given, ``width`` bits each.
+local function pack_ring(field, width, last, values)
+  local bytes, acc = time_header(field, last)
+  local bits, n = 3, 7
   local scale = POW[width]
-  for i = 1, #counts do
-    acc = acc * scale + counts[i]
+  for i = 1, #values do
+    acc = acc * scale + values[i]
     bits = bits + width
     while bits >= 8 do
       bits = bits - 8
@@ -78,6 +82,12 @@ local function ring_encode_v1(last, counts)
   end
   if bits > 0 then bytes[n + 1] = acc * POW[8 - bits] end
   return string.char(unpack(bytes))
+end
+
+local function bit_length(largest)
+  local width = 1
+  while POW[width] <= largest do width = width + 1 end
+  return width
 end
 
 -- v2. The head is the 59 + w bits of width, time and newest count; its last byte also
@@ -113,15 +123,7 @@ end
 -- The head's bytes for (width, last, newest); the last one keeps ``tail``'s low bits
 -- (the older counts' first bits, when the head does not end on a byte).
 local function head_encode(width, last, newest, tail)
-  local low3 = last % 8
-  local rest = (last - low3) / 8          -- 50 bits
-  local bytes = {}
-  for i = 7, 2, -1 do
-    local high = floor(rest / 256)
-    bytes[i] = rest - high * 256
-    rest = high
-  end
-  bytes[1] = (V2 + width) * 4 + rest      -- rest: the top 2 bits
+  local bytes, low3 = time_header(V2 + width, last)
   local acc, bits, n = low3 * POW[width] + newest, 3 + width, 7
   while bits >= 8 do
     bits = bits - 8
@@ -170,34 +172,10 @@ end
 -- beyond 31 bits.
 local function ring_encode(last, counts)
   local slots = #counts
-  local largest = math.max(unpack(counts))
-  local width = 1
-  while POW[width] <= largest do width = width + 1 end
-  if width > 31 then return ring_encode_v1(last, counts) end
-  local low3 = last % 8
-  local rest = (last - low3) / 8
-  local bytes = {}
-  for i = 7, 2, -1 do
-    local high = floor(rest / 256)
-    bytes[i] = rest - high * 256
-    rest = high
-  end
-  bytes[1] = (V2 + width) * 4 + rest
-  local acc, bits, n = low3, 3, 7
-  local scale = POW[width]
-  for i = 0, slots - 1 do
-    -- The newest first, then the older ones from the oldest.
-    acc = acc * scale + counts[i == 0 and slots or i]
-    bits = bits + width
-    while bits >= 8 do
-      bits = bits - 8
-      local unit = POW[bits]
-      local byte = floor(acc / unit)
-      n = n + 1
-      bytes[n] = byte
-      acc = acc - byte * unit
-    end
-  end
-  if bits > 0 then bytes[n + 1] = acc * POW[8 - bits] end
-  return string.char(unpack(bytes))
+  local width = bit_length(math.max(unpack(counts)))
+  if width > 31 then return pack_ring(width, width, last, counts) end  -- v1
+  -- The newest first, then the older ones from the oldest.
+  local ordered = {counts[slots]}
+  for i = 1, slots - 1 do ordered[i + 1] = counts[i] end
+  return pack_ring(V2 + width, width, last, ordered)
 end
