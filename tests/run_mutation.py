@@ -79,7 +79,11 @@ OWN_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_tokens.py",
     ),
     # The property tests are left to the second pass: hypothesis runs dozens of examples.
-    "algorithms": ("tests/test_algorithms.py", "tests/test_counters_contract.py"),
+    "algorithms": (
+        "tests/test_algorithms.py",
+        "tests/test_algorithms_outcomes.py",
+        "tests/test_counters_contract.py",
+    ),
     "enforcement": (
         "tests/test_pipeline.py",
         "tests/test_enforcement.py",
