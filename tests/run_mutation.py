@@ -89,6 +89,8 @@ OWN_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_enforcement.py",
         "tests/test_responses_table.py",
         "tests/test_denials.py",
+        "tests/test_oauth_toolkit.py",
+        "tests/test_bans.py",
     ),
     "policy": (
         "tests/test_policy.py",

@@ -224,11 +224,12 @@ def evaluate(
     All or nothing: if any non-shadow limit denies, nothing is charged. A ban check's
     state (an extended ban) is stored either way: see ``writes``.
     """
-    outcomes = [
-        ALGORITHM_FUNCTIONS[spec.algorithm](state, now, spec, cost)
-        for spec, state in zip(specs, states, strict=True)
-    ]
-    charged = all(o.allowed or s.shadow for s, o in zip(specs, outcomes, strict=True))
+    outcomes: list[Outcome] = []
+    charged = True
+    for spec, state in zip(specs, states, strict=True):
+        outcome = ALGORITHM_FUNCTIONS[spec.algorithm](state, now, spec, cost)
+        outcomes.append(outcome)
+        charged = charged and (outcome.allowed or spec.shadow)
     return outcomes, charged
 
 
