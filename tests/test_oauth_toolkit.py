@@ -7,7 +7,9 @@ from unittest import mock
 import pytest
 from oauth2_provider import oauth2_validators
 
+from ratelimit_app import runtime
 from ratelimit_app.models import CredentialBan
+from tests.test_bans import flush_counters, update_rule
 
 pytestmark = pytest.mark.django_db
 
@@ -114,3 +116,77 @@ def test_one_address_guessing_at_the_toolkit_is_refused_before_its_hash(
         ]
     assert 429 not in statuses[:60] and statuses[60] == 429
     assert check_password.call_count == 60  # the 61st guess was never hashed
+
+
+def stray_token(client, secret, **extra):
+    """A token request whose Basic header holds a stray "*": the middleware's strict
+    parser finds no pair in it, so only the toolkit's own client authentication (through
+    ``enforcement.refused_pair`` and ``record_client_authentication``) sees the pair."""
+    encoded = base64.b64encode(f"{CLIENT_ID}:{secret}".encode()).decode()
+    header = "Basic " + encoded[:3] + "*" + encoded[3:]
+    data = {"grant_type": "client_credentials"}
+    return client.post("/o/token/", data, HTTP_AUTHORIZATION=header, **extra)
+
+
+# (settings, the address of six failures, another address in its bucket, an address of
+# another bucket): the address comes from the request's META as the middleware reads it.
+ADDRESS_CASES = {
+    "ipv4": ({}, {"REMOTE_ADDR": "203.0.113.7"}, None, {"REMOTE_ADDR": "203.0.113.8"}),
+    "ipv6 /64": (
+        {},
+        {"REMOTE_ADDR": "2001:db8::1"},
+        {"REMOTE_ADDR": "2001:db8::2"},
+        {"REMOTE_ADDR": "2001:db8:0:1::1"},
+    ),
+    "behind a trusted proxy": (
+        {"TRUSTED_PROXIES": ["10.0.0.0/8"]},
+        {"REMOTE_ADDR": "10.0.0.5", "HTTP_X_FORWARDED_FOR": "203.0.113.7"},
+        {"REMOTE_ADDR": "10.0.0.6", "HTTP_X_FORWARDED_FOR": "203.0.113.7"},
+        {"REMOTE_ADDR": "10.0.0.5", "HTTP_X_FORWARDED_FOR": "203.0.113.8"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ADDRESS_CASES)
+def test_an_address_guessing_inside_the_toolkit_is_banned_by_its_client_address(
+    client, demo_data, clock, settings, case
+):
+    config, address, same_bucket, other = ADDRESS_CASES[case]
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, **config}
+    update_rule(ip_threshold=6)  # one pair fails once each: only the address adds up
+    statuses = [stray_token(client, f"guess-{i}", **address).status_code for i in range(6)]
+    assert statuses == [401] * 6
+    assert_refused(stray_token(client, "guess-6", **address))
+    if same_bucket is not None:
+        assert_refused(stray_token(client, "guess-7", **same_bucket))
+    assert stray_token(client, "guess-8", **other).status_code == 401
+
+
+def test_a_ban_the_database_records_is_refused_inside_the_toolkit_after_a_flush(
+    client, demo_data, clock, stack
+):
+    ban_the_wrong_pair(client)
+    flush_counters(stack)  # the store forgot the ban; the row holds it
+    backend = runtime.get_backend()
+    hashing = mock.patch.object(
+        oauth2_validators, "check_password", wraps=oauth2_validators.check_password
+    )
+    store = mock.patch.object(backend, "check", wraps=backend.check)
+    with hashing as check_password, store as check:
+        assert_refused(stray_token(client, WRONG))
+    assert check_password.call_count == 0
+    # Refused from the row alone: the store is not asked about the pair's ban.
+    asked = [spec for call in check.call_args_list for spec in call.args[0]]
+    assert asked and not [spec for spec in asked if spec.algorithm == "ban"]
+
+
+def test_an_extending_rule_restarts_the_ban_inside_the_toolkit(client, demo_data, clock):
+    ban_the_wrong_pair(client)
+    update_rule(extend_on_attempt=True)
+    clock[0] += 100
+    refused = stray_token(client, WRONG)  # counted by the store: the cooldown restarts
+    assert_refused(refused)
+    assert refused["Retry-After"] == "600"
+    clock[0] += 300
+    assert stray_token(client, WRONG)["Retry-After"] == "600"
+    assert stray_token(client, RIGHT).status_code == 200  # another pair
