@@ -59,3 +59,99 @@ def test_a_view_naming_an_unknown_group_gets_its_paths_group_and_is_logged_once(
     assert replies[0]["X-RateLimit-Limit"] == admin["X-RateLimit-Limit"] == "50"
     assert int(admin["X-RateLimit-Remaining"]) == int(replies[0]["X-RateLimit-Remaining"]) - 3
     assert caplog.text.count("names the unknown endpoint group 'no-such-group'") == 1
+
+
+def test_unknown_group_names_are_logged_up_to_a_bound_each_cut_to_100_characters(
+    caplog, monkeypatch
+):
+    monkeypatch.setattr(pipeline, "_REPORTED_UNKNOWN", set())
+    names = [f"{n:03d}-" + "g" * 150 for n in range(pipeline.MAX_REPORTED_UNKNOWN + 10)]
+    with caplog.at_level("WARNING", logger="ratelimit_app"):
+        for name in names + names[:5]:
+            pipeline._report_unknown_group(name)
+    assert len(caplog.records) == pipeline.MAX_REPORTED_UNKNOWN == 256
+    first = caplog.records[0]
+    assert first.getMessage() == (
+        f"A view names the unknown endpoint group {names[0][:100]!r}; "
+        "its path patterns decide instead."
+    )
+
+
+def test_a_throttled_request_is_logged_with_its_limit_and_a_keyed_party(caplog):
+    from django.test import RequestFactory
+
+    from ratelimit_app import hashing
+    from ratelimit_app.counters.algorithms import FIXED_WINDOW, LimitSpec
+
+    spec = LimitSpec("rl:{p}:k", FIXED_WINDOW, rate=1, period=60, name="web-ip-60s")
+    decision = runtime.get_backend().check([spec], cost=2)  # more than the rate: denied
+    long_path = "/" + "p" * 300
+    request = RequestFactory().get(long_path)
+    with caplog.at_level("INFO", logger="ratelimit_app"):
+        pipeline._report_throttled(request, decision, None)
+    (record,) = caplog.records
+    assert record.getMessage().startswith(f"Throttled GET {long_path[:200]} event=denied ")
+    assert long_path[:201] not in record.getMessage()
+    assert record.ratelimit_event == "denied"
+    assert record.ratelimit_fields == {
+        "group": "",
+        "limit": "web-ip-60s",
+        "retry_after": 60.0,
+        "party": hashing.short_hash("log", "rl:{p}:k"),
+    }
+
+
+def test_the_throttled_signal_names_the_verdict_and_carries_the_request(client, demo_data, clock):
+    from ratelimit_app.enforcement import Verdict
+    from ratelimit_app.signals import request_throttled
+
+    seen = []
+
+    def receiver(sender, request, decision, group, **kwargs):
+        seen.append((sender, request.path, decision.allowed, group))
+
+    request_throttled.connect(receiver)
+    try:
+        key = {"HTTP_X_API_KEY": demo_data["free"]}
+        # tenant-api-group-tiers.md: the free tier's Admin group takes 50 at once (the
+        # clock stands still: nothing refills).
+        statuses = [client.get("/acp/admin/ping", **key).status_code for _ in range(51)]
+    finally:
+        request_throttled.disconnect(receiver)
+    assert statuses == [200] * 50 + [429]
+    assert seen == [(Verdict, "/acp/admin/ping", False, "admin")]
+
+
+@pytest.mark.parametrize(
+    "status, retry_after, headers_set",
+    [
+        (429, "7", False),  # a refusal made downstream keeps its own figures
+        (429, None, True),
+        (200, "7", True),
+        (401, None, True),
+    ],
+)
+def test_feed_back_sets_the_headers_unless_a_downstream_429_has_its_own(
+    demo_data, status, retry_after, headers_set
+):
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/acp/admin/ping", HTTP_X_API_KEY=demo_data["free"])
+    assert pipeline.check(request).allowed
+    response = HttpResponse(status=status)
+    if retry_after is not None:
+        response["Retry-After"] = retry_after
+    pipeline.feed_back(request, response)
+    assert ("X-RateLimit-Limit" in response) is headers_set
+    if retry_after is not None and not headers_set:
+        assert response["Retry-After"] == retry_after
+
+
+def test_feed_back_leaves_a_request_never_checked_alone():
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    response = HttpResponse(status=200)
+    assert pipeline.feed_back(RequestFactory().get("/acp/admin/ping"), response) is response
+    assert "X-RateLimit-Limit" not in response
