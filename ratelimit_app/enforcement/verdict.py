@@ -69,7 +69,7 @@ def unavailable(group: str | None, config: dict[str, Any]) -> Verdict:
     return Verdict(decision=None, group=group, unavailable=True)
 
 
-def denial_response(verdict: Verdict, config: dict[str, Any] | None = None) -> HttpResponse | None:
+def denial_response(verdict: Verdict) -> HttpResponse | None:
     """The response that replaces the view for a denied Verdict, or None if allowed."""
     if verdict.allowed:
         return None
@@ -77,4 +77,4 @@ def denial_response(verdict: Verdict, config: dict[str, Any] | None = None) -> H
         return responses.tenant_inactive_response()
     if verdict.unavailable or verdict.decision is None:
         return responses.unavailable_response(verdict.retry_after)
-    return responses.throttled_response(verdict.decision, config)
+    return responses.throttled_response(verdict.decision)
