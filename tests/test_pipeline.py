@@ -155,3 +155,19 @@ def test_feed_back_leaves_a_request_never_checked_alone():
     response = HttpResponse(status=200)
     assert pipeline.feed_back(RequestFactory().get("/acp/admin/ping"), response) is response
     assert "X-RateLimit-Limit" not in response
+
+
+def test_feed_back_writes_the_headers_in_the_groups_own_style(client, demo_data, clock):
+    reply = client.get("/v1/messages", HTTP_X_API_KEY=demo_data["free"])
+    assert reply.status_code == 200
+    # per-key-rolling-windows.md: Limit is the rolling window's number (300 a minute, not
+    # the 5/s burst on top), Reset a Unix time: the window's end, a minute from now.
+    assert reply["X-RateLimit-Limit"] == "300"
+    assert abs(int(reply["X-RateLimit-Reset"]) - (clock[0] + 60)) <= 1
+
+
+def test_a_problem_body_setting_leaves_an_allowed_responses_type_alone(client, demo_data, settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "BODY": "problem"}
+    reply = client.get("/acp/admin/ping", HTTP_X_API_KEY=demo_data["free"])
+    assert reply.status_code == 200 and "X-RateLimit-Limit" in reply
+    assert reply["Content-Type"] != "application/problem+json"
