@@ -171,3 +171,18 @@ def test_a_problem_body_setting_leaves_an_allowed_responses_type_alone(client, d
     reply = client.get("/acp/admin/ping", HTTP_X_API_KEY=demo_data["free"])
     assert reply.status_code == 200 and "X-RateLimit-Limit" in reply
     assert reply["Content-Type"] != "application/problem+json"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_inactive_tenants_verdict_is_a_refusal_that_names_its_group(demo_data):
+    from django.test import RequestFactory
+
+    from ratelimit_app.models import Tenant
+
+    tenant = Tenant.objects.get(slug="free-tenant")
+    tenant.active = False
+    tenant.save()
+    request = RequestFactory().get("/acp/admin/ping", HTTP_X_API_KEY=demo_data["free"])
+    verdict = pipeline.check(request)
+    assert (verdict.allowed, verdict.tenant_inactive) == (False, True)
+    assert (verdict.group, verdict.decision, verdict.unavailable) == ("admin", None, False)
