@@ -186,3 +186,30 @@ def test_an_inactive_tenants_verdict_is_a_refusal_that_names_its_group(demo_data
     verdict = pipeline.check(request)
     assert (verdict.allowed, verdict.tenant_inactive) == (False, True)
     assert (verdict.group, verdict.decision, verdict.unavailable) == ("admin", None, False)
+
+
+def test_only_denials_answered_by_the_process_record_are_marked_local(demo_data, clock):
+    from django.test import RequestFactory
+
+    verdicts = []
+    for _ in range(53):  # the free tier's Admin burst is 50 (tenant-api-group-tiers.md)
+        request = RequestFactory().get("/acp/admin/ping", HTTP_X_API_KEY=demo_data["free"])
+        verdicts.append(pipeline.check(request))
+    # The store answers until the first denial; the process's record of it the rest.
+    assert [(v.allowed, v.local) for v in verdicts[48:]] == [
+        (True, False),
+        (True, False),
+        (False, False),
+        (False, True),
+        (False, True),
+    ]
+
+
+def test_a_ban_refused_from_its_row_is_not_marked_local(client, demo_data, clock):
+    from django.test import RequestFactory
+
+    for _ in range(5):  # token-endpoint-credential-bans.md: 5 failures ban the pair
+        client.post("/connect/token", WRONG)
+    request = RequestFactory().post("/connect/token", WRONG)
+    verdict = pipeline.check(request)
+    assert (verdict.allowed, verdict.local, verdict.watched is not None) == (False, False, True)
