@@ -91,7 +91,7 @@ OWN_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_denials.py",
         "tests/test_oauth_toolkit.py",
         "tests/test_bans.py",
-        "tests/test_counter_keys.py",
+        "tests/test_specs.py",
     ),
     "policy": (
         "tests/test_policy.py",
