@@ -190,3 +190,10 @@ def test_an_extending_rule_restarts_the_ban_inside_the_toolkit(client, demo_data
     clock[0] += 300
     assert stray_token(client, WRONG)["Retry-After"] == "600"
     assert stray_token(client, RIGHT).status_code == 200  # another pair
+
+
+def test_an_extending_ban_ends_inside_the_toolkit_on_the_limiters_clock(client, demo_data, clock):
+    ban_the_wrong_pair(client)
+    update_rule(extend_on_attempt=True)
+    clock[0] += 601  # no attempt for longer than the cooldown: the ban is over
+    assert stray_token(client, WRONG).status_code == 401
