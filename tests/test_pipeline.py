@@ -213,3 +213,16 @@ def test_a_ban_refused_from_its_row_is_not_marked_local(client, demo_data, clock
     request = RequestFactory().post("/connect/token", WRONG)
     verdict = pipeline.check(request)
     assert (verdict.allowed, verdict.local, verdict.watched is not None) == (False, False, True)
+
+
+def test_observers_hear_of_every_decided_request_and_of_no_other(demo_data, clock, monkeypatch):
+    from django.test import RequestFactory
+
+    heard = []
+    monkeypatch.setattr(pipeline, "verdict_observers", [heard.append])
+    decided = RequestFactory().get("/acp/admin/ping", HTTP_X_API_KEY=demo_data["free"])
+    verdict = pipeline.check(decided)
+    pipeline.check(decided)  # the same request again: its Verdict, told once
+    unlimited = pipeline.check(RequestFactory().get("/no/group/here"))
+    assert verdict.decision is not None and unlimited.decision is None
+    assert heard == [verdict]

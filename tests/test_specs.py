@@ -77,3 +77,9 @@ def test_cached_specs_are_one_memo_per_party_group_and_groups_on_top(demo_data):
     on_top = cached_specs(snapshot, "admin", as_free, config, ("all",))
     assert [s.name for s in alone] == ["admin-tenant-60s", "admin-tenant-3600s"]
     assert [(s.name, s.rate) for s in on_top if s not in alone] == [("all-ip-60s", 600)]
+
+
+def test_a_shadow_limit_stays_a_shadow():
+    limit = LimitEntry("web", "ip", "fixed_window", 10, 60, None, True)
+    (spec,) = build_specs((limit,), WHO, CONFIG)
+    assert spec.shadow is True
