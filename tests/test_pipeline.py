@@ -226,3 +226,20 @@ def test_observers_hear_of_every_decided_request_and_of_no_other(demo_data, cloc
     unlimited = pipeline.check(RequestFactory().get("/no/group/here"))
     assert verdict.decision is not None and unlimited.decision is None
     assert heard == [verdict]
+
+
+def test_the_user_a_caller_names_is_counted_by_user_limits(demo_data, clock, django_user_model):
+    """The DRF throttle passes DRF's authenticated user: it is the one counted, though
+    Django's request carries none."""
+    from django.test import RequestFactory
+
+    from ratelimit_app.models import Limit
+    from tests.factories import LimitFactory
+
+    free_admin = Limit.objects.filter(tier__name="free", group__slug="admin").first()
+    LimitFactory(group=free_admin.group, tier=free_admin.tier, scope="user", rate=3, period=10)
+    user = django_user_model.objects.create_user("someone", password="pw")
+    request = RequestFactory().get("/acp/admin/ping")
+    verdict = pipeline.check(request, group="admin", user=user)
+    names = [result.spec.name for result in verdict.decision.results]
+    assert "admin-user-10s" in names
