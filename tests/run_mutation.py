@@ -202,29 +202,36 @@ def restore_exit_codes(kept: dict[Path, dict[str, int | None]]) -> None:
             meta.write_text(json.dumps(data, indent=4))
 
 
-def not_run(module: str) -> list[str]:
+def not_run(module: str, equivalent: set[str]) -> list[str]:
     """The mutants of ``module`` that no run has killed yet: without a result (an
     interrupted run's rest), timed out (on a loaded machine a test run can outlast
-    mutmut's timeout), survived or reached by no test (tests may have come since)."""
+    mutmut's timeout), survived or reached by no test (tests may have come since).
+    Mutants listed as equivalent are left out: no test can kill them."""
     return [
         name
         for path in MODULES[module]
         for name, code in exit_codes(path).items()
-        if code not in KILLED_CODES
+        if code not in KILLED_CODES and name not in equivalent
     ]
 
 
-def run_own_tests_first(modules: list[str], max_children: int, resume: bool = False) -> None:
+def run_own_tests_first(
+    modules: list[str], max_children: int, resume: bool = False, first_pass_only: bool = False
+) -> None:
     """Each module against its own test files, then the survivors against the whole
     in-process suite (see the module's docstring). With ``resume``, the first pass runs
-    only the mutants without a result yet."""
+    only the mutants not killed yet. With ``first_pass_only`` the second pass is left
+    out: the score is then a lower bound of the whole suite's, which kills at least
+    every mutant a module's own tests kill."""
+    equivalent = equivalent_mutants()
     for module in modules:
         started = any(exit_codes(path) for path in MODULES[module])
-        names = not_run(module) if resume and started else mutant_patterns([module])
+        names = not_run(module, equivalent) if resume and started else mutant_patterns([module])
         if names:
             with tests_limited_to(list(OWN_TESTS[module])):
                 run_mutmut(names, max_children)
-    equivalent = equivalent_mutants()
+    if first_pass_only:
+        return
     survivors = [name for module in modules for name in score(module, equivalent).survived]
     print(f"{len(survivors)} survivors of their own tests, now against the whole suite")
     if survivors:
@@ -317,6 +324,11 @@ def main() -> int:
         help="with --own-tests-first: the first pass runs only mutants not killed yet",
     )
     parser.add_argument(
+        "--first-pass-only",
+        action="store_true",
+        help="with --own-tests-first: no second pass (the score is a lower bound)",
+    )
+    parser.add_argument(
         "--tests",
         nargs="+",
         default=[],
@@ -334,7 +346,7 @@ def main() -> int:
     if args.no_run:
         pass
     elif args.own_tests_first:
-        run_own_tests_first(modules, args.max_children, args.resume)
+        run_own_tests_first(modules, args.max_children, args.resume, args.first_pass_only)
     else:
         with tests_limited_to(args.tests):
             run_mutmut(mutant_patterns(modules), args.max_children)

@@ -186,6 +186,9 @@ def test_an_inactive_tenants_verdict_is_a_refusal_that_names_its_group(demo_data
     verdict = pipeline.check(request)
     assert (verdict.allowed, verdict.tenant_inactive) == (False, True)
     assert (verdict.group, verdict.decision, verdict.unavailable) == ("admin", None, False)
+    # A path no limit covers is not the limiter's to refuse, whoever asks.
+    elsewhere = RequestFactory().get("/no/group/here", HTTP_X_API_KEY=demo_data["free"])
+    assert pipeline.check(elsewhere) is pipeline.NOT_LIMITED
 
 
 def test_only_denials_answered_by_the_process_record_are_marked_local(demo_data, clock):
