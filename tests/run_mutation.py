@@ -98,6 +98,7 @@ OWN_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_refresh.py",
         "tests/test_catalog.py",
         "tests/test_key_lookup.py",
+        "tests/test_holder.py",
     ),
 }
 # mutmut's exit codes for a mutant (mutmut/stats.py): 1 and 3 are a failing test run.

@@ -1,0 +1,191 @@
+"""SnapshotHolder when the database fails, and when the counter store loses its revision.
+
+The clock is the holder's own (``clock``): the tests move it and never sleep. Expected
+figures come from the holder's contract: after a failed refresh the next attempt waits
+1 s, doubling up to 30 s, and requests keep the last good snapshot meanwhile; the store
+is told the latest revision again at most once per POLICY_REFRESH_INTERVAL.
+"""
+
+import logging
+
+import pytest
+from django.db import OperationalError
+
+from ratelimit_app.policy import SnapshotHolder, revision
+from ratelimit_app.policy import holder as holder_module
+from ratelimit_app.signals import policy_snapshot_refresh_failed
+
+pytestmark = pytest.mark.django_db
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def database(monkeypatch):
+    """The revision reads of the holder, made to fail while ``down`` is set."""
+    state = {"down": False, "reads": 0}
+    real_read = revision.read
+
+    def read():
+        state["reads"] += 1
+        if state["down"]:
+            raise OperationalError("the database is down")
+        return real_read()
+
+    monkeypatch.setattr(holder_module.revision, "read", read)
+    return state
+
+
+@pytest.fixture
+def failures():
+    errors = []
+
+    def receiver(sender, error, **kwargs):
+        errors.append((sender, error))
+
+    policy_snapshot_refresh_failed.connect(receiver)
+    yield errors
+    policy_snapshot_refresh_failed.disconnect(receiver)
+
+
+def test_attempts_back_off_from_1_s_doubling_to_30_s(database, failures, settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 0.5}
+    clock = Clock()
+    holder = SnapshotHolder(clock=clock)
+    good = holder.get()
+    database["down"] = True
+    start = clock.now = clock.now + 1
+    waits = []
+    for _ in range(7):
+        holder.get()
+        waits.append(holder.retry_at - clock.now)
+        clock.now = holder.retry_at
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert holder.failed_refreshes == 7
+    assert holder.get() is good  # requests keep the last good snapshot (an 8th attempt)
+    assert [sender for sender, _error in failures] == [SnapshotHolder] * 8
+    assert all(isinstance(error, OperationalError) for _sender, error in failures)
+    assert clock.now == start + 1 + 2 + 4 + 8 + 16 + 30 + 30
+
+
+def test_no_attempt_is_made_before_the_backoff_ends(database, settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 0.5}
+    clock = Clock()
+    holder = SnapshotHolder(clock=clock)
+    holder.get()
+    database["down"] = True
+    clock.now += 1
+    holder.get()  # fails: the next attempt in 1 s
+    reads = database["reads"]
+    clock.now += 0.9
+    holder.get()
+    assert database["reads"] == reads
+    clock.now += 0.1
+    holder.get()
+    assert database["reads"] == reads + 1
+
+
+def test_the_first_failure_and_the_recovery_are_logged_once_each(database, caplog, settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 0.5}
+    clock = Clock()
+    holder = SnapshotHolder(clock=clock)
+    holder.get()
+    database["down"] = True
+    with caplog.at_level(logging.WARNING, logger="ratelimit_app"):
+        for _ in range(3):
+            clock.now = max(clock.now + 1, holder.retry_at or 0)
+            holder.get()
+        database["down"] = False
+        clock.now = holder.retry_at
+        holder.get()
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "ERROR",
+            "Policy snapshot not refreshed (OperationalError); requests use the last good "
+            "snapshot until the database answers.",
+        ),
+        ("WARNING", "Policy snapshot refreshed again after 3 failed attempts."),
+    ]
+    assert (holder.failed_refreshes, holder.retry_at) == (0, None)
+
+
+def test_a_process_whose_first_build_fails_applies_no_policy_and_says_so(
+    database, caplog, settings
+):
+    database["down"] = True
+    holder = SnapshotHolder(clock=Clock())
+    with caplog.at_level(logging.ERROR, logger="ratelimit_app"):
+        snapshot = holder.get()
+    assert (snapshot.groups, snapshot.tier_limits, snapshot.revision) == ({}, {}, 0)
+    message = caplog.records[0].getMessage()
+    assert message.endswith("; no policy applies until the database answers.")
+
+
+class Published:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, bool]] = []
+
+    def __call__(self, number: int, only_if_missing: bool) -> None:
+        self.calls.append((number, only_if_missing))
+
+
+def test_a_store_that_lost_its_revision_is_told_again_at_most_once_an_interval(settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 5}
+    clock, published = Clock(), Published()
+    holder = SnapshotHolder(clock=clock, publish=published)
+    revision.bump()
+    number = holder.get().revision
+    assert number > 0
+    assert holder.note_remote_revision(number) is False  # the store knows it
+    assert holder.note_remote_revision(0) is True  # it knew one, and lost it
+    assert published.calls == [(number, True)]  # only where missing: an edit's wins
+    clock.now += 4.9
+    assert holder.note_remote_revision(0) is False  # already known lost
+    assert published.calls == [(number, True)]
+    clock.now += 0.1
+    holder.note_remote_revision(0)
+    assert published.calls == [(number, True), (number, True)]
+
+
+def test_the_database_revision_is_published_when_newer_and_a_rebuild_follows(settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 5}
+    clock, published = Clock(), Published()
+    holder = SnapshotHolder(clock=clock, publish=published)
+    old = holder.get()
+    newer = revision.bump()  # an edit this holder has not seen
+    holder.note_remote_revision(0)
+    assert published.calls == [(newer, True)]  # never its own older number
+    # Inline (the tests' mode): at most one rebuild per interval after the last build.
+    assert holder.rebuild_at == clock.now + 5
+    clock.now += 5
+    assert holder.get().revision == newer and holder.get() is not old
+
+
+def test_with_the_database_down_the_store_is_told_the_snapshots_revision(settings, monkeypatch):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 5}
+    clock, published = Clock(), Published()
+    holder = SnapshotHolder(clock=clock, publish=published)
+    revision.bump()
+    number = holder.get().revision
+    revision.bump()
+
+    def down():
+        raise OperationalError("the database is down")
+
+    monkeypatch.setattr(holder_module.revision, "current", down)
+    holder.note_remote_revision(0)
+    assert published.calls == [(number, True)]
+    assert holder.rebuild_at is None
+
+
+def test_without_a_snapshot_nothing_is_published(settings):
+    published = Published()
+    holder = SnapshotHolder(clock=Clock(), publish=published)
+    holder.note_remote_revision(0)
+    assert published.calls == []
