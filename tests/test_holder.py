@@ -7,6 +7,7 @@ is told the latest revision again at most once per POLICY_REFRESH_INTERVAL.
 """
 
 import logging
+import threading
 
 import pytest
 from django.db import OperationalError
@@ -16,6 +17,7 @@ from ratelimit_app.policy import holder as holder_module
 from ratelimit_app.signals import policy_snapshot_refresh_failed
 
 pytestmark = pytest.mark.django_db
+WAIT = 10  # seconds an event may take at most; a passing test never waits this long
 
 
 class Clock:
@@ -189,3 +191,77 @@ def test_without_a_snapshot_nothing_is_published(settings):
     holder = SnapshotHolder(clock=Clock(), publish=published)
     holder.note_remote_revision(0)
     assert published.calls == []
+
+
+def test_polling_asks_the_store_then_refreshes_when_it_tells_of_a_newer_revision(settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 5}
+    told = {"revision": None}
+    clock = Clock()
+
+    def read_remote():
+        if told["revision"] == "down":
+            raise ConnectionError("the store is down")
+        return told["revision"]
+
+    holder = SnapshotHolder(clock=clock, read_remote=read_remote)
+    first = holder.get()
+    newer = revision.bump()
+    for answer in (None, "down"):  # the store cannot tell: the database is asked when due
+        told["revision"] = answer
+        holder.poll()
+        assert holder.get() is first and holder.rebuild_at is None
+    told["revision"] = newer
+    holder.poll()  # inline: rebuilt once the interval since the last build is over
+    assert holder.rebuild_at == clock.now + 5
+    clock.now += 5
+    holder.poll()
+    assert holder.snapshot.revision == newer
+
+
+def test_the_thread_waits_the_interval_or_until_a_rebuild_is_due(settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 5}
+    clock = Clock()
+    holder = SnapshotHolder(clock=clock)
+    assert holder._next_wait() == 5.0
+    holder.rebuild_at = clock.now + 2
+    assert holder._next_wait() == 2.0
+    holder.rebuild_at = clock.now - 3  # overdue: at once
+    assert holder._next_wait() == 0.0
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 0}
+    holder.rebuild_at = None
+    assert holder._next_wait() == 1.0  # never a busy loop
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_daemon_thread_refreshes_in_the_background_until_stopped(settings, caplog):
+    settings.RATELIMIT_APP = {
+        **settings.RATELIMIT_APP,
+        "POLICY_REFRESH": "background",
+        "POLICY_REFRESH_INTERVAL": 0.05,
+    }
+    polled = threading.Event()
+    holder = SnapshotHolder()
+    real_poll = holder.poll
+
+    def poll():
+        polled.set()
+        raise RuntimeError("a refresh went wrong")  # logged; the thread goes on
+
+    holder.get()
+    holder.poll = poll
+    with caplog.at_level(logging.ERROR, logger="ratelimit_app"):
+        holder._wake_refresher()
+        thread = holder._thread
+        assert thread is not None and thread.daemon and thread.name == "ratelimit-policy"
+        assert polled.wait(WAIT)
+        polled.clear()
+        assert polled.wait(WAIT)  # still running after a failed refresh
+        holder._wake_refresher()
+        assert holder._thread is thread  # one thread per process
+        holder.poll = real_poll
+        holder.stop()
+        thread.join(WAIT)
+    assert not thread.is_alive()
+    assert "Policy snapshot refresh failed." in [r.getMessage() for r in caplog.records]
+    holder._wake_refresher()
+    assert holder._thread is thread  # a stopped holder starts no thread again
