@@ -265,3 +265,31 @@ def test_one_daemon_thread_refreshes_in_the_background_until_stopped(settings, c
     assert "Policy snapshot refresh failed." in [r.getMessage() for r in caplog.records]
     holder._wake_refresher()
     assert holder._thread is thread  # a stopped holder starts no thread again
+
+
+def test_each_refresh_says_whether_it_rebuilt_and_enough_ban_rows_rebuild(monkeypatch):
+    from ratelimit_app.signals import policy_snapshot_refreshed
+    from tests.factories import BanRuleFactory, CredentialBanFactory
+
+    monkeypatch.setattr(holder_module, "MAX_BAN_CHANGES", 2)
+    refreshed = []
+
+    def receiver(sender, revision, built, seconds, **kwargs):
+        refreshed.append((sender, revision, built))
+        assert 0 <= seconds < WAIT
+
+    rule = BanRuleFactory()
+    holder = SnapshotHolder()
+    policy_snapshot_refreshed.connect(receiver)
+    try:
+        expected = []
+        holder.get()
+        expected.append((SnapshotHolder, revision.current(), True))
+        for built in (False, False, True):  # two rows taken in, then a whole build
+            CredentialBanFactory(rule=rule)
+            holder.get()
+            expected.append((SnapshotHolder, revision.current(), built))
+            assert holder.ban_changes == (0 if built else len(expected) - 1)
+    finally:
+        policy_snapshot_refreshed.disconnect(receiver)
+    assert refreshed == expected
