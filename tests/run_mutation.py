@@ -345,6 +345,8 @@ def main() -> int:
         shutil.rmtree(MUTANTS, ignore_errors=True)
     if args.own_tests_first and args.tests:
         parser.error("--own-tests-first picks the tests itself; leave out --tests")
+    if (args.resume or args.first_pass_only) and not args.own_tests_first:
+        parser.error("--resume and --first-pass-only go with --own-tests-first")
     if args.no_run:
         pass
     elif args.own_tests_first:

@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from ratelimit_app.counters.channel import IDLE_PROBE_SECONDS, Channel, pack
+from tests.clock_support import ManualClock
 from tests.counters_support import unique_key
 
 pytestmark = pytest.mark.services
@@ -81,16 +82,8 @@ def test_a_forked_child_never_uses_its_parents_socket(private_redis):
     assert parent_again == parent  # the parent's reply stream is intact
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 def test_a_connection_closed_while_idle_is_replaced_before_use(private_redis):
-    clock = Clock()
+    clock = ManualClock()
     channel = Channel(redis.ConnectionPool.from_url(private_redis.url), clock=clock)
     first = client_id(channel)
     redis.Redis.from_url(private_redis.url).client_kill_filter(_id=first)
@@ -100,7 +93,7 @@ def test_a_connection_closed_while_idle_is_replaced_before_use(private_redis):
 
 
 def test_a_connection_broken_while_busy_fails_once_then_is_replaced(private_redis):
-    clock = Clock()
+    clock = ManualClock()
     channel = Channel(redis.ConnectionPool.from_url(private_redis.url), clock=clock)
     first = client_id(channel)
     redis.Redis.from_url(private_redis.url).client_kill_filter(_id=first)
@@ -112,7 +105,7 @@ def test_a_connection_broken_while_busy_fails_once_then_is_replaced(private_redi
 
 
 def test_an_idle_connection_that_is_fine_is_kept(private_redis):
-    clock = Clock()
+    clock = ManualClock()
     channel = Channel(redis.ConnectionPool.from_url(private_redis.url), clock=clock)
     first = client_id(channel)
     clock.now += IDLE_PROBE_SECONDS + 0.1

@@ -15,17 +15,10 @@ from django.db import OperationalError
 from ratelimit_app.policy import SnapshotHolder, revision
 from ratelimit_app.policy import holder as holder_module
 from ratelimit_app.signals import policy_snapshot_refresh_failed
+from tests.clock_support import ManualClock
 
 pytestmark = pytest.mark.django_db
 WAIT = 10  # seconds an event may take at most; a passing test never waits this long
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -58,7 +51,7 @@ def failures():
 
 def test_attempts_back_off_from_1_s_doubling_to_30_s(database, failures, settings):
     settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 0.5}
-    clock = Clock()
+    clock = ManualClock()
     holder = SnapshotHolder(clock=clock)
     good = holder.get()
     database["down"] = True
@@ -78,7 +71,7 @@ def test_attempts_back_off_from_1_s_doubling_to_30_s(database, failures, setting
 
 def test_no_attempt_is_made_before_the_backoff_ends(database, settings):
     settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 0.5}
-    clock = Clock()
+    clock = ManualClock()
     holder = SnapshotHolder(clock=clock)
     holder.get()
     database["down"] = True
@@ -95,7 +88,7 @@ def test_no_attempt_is_made_before_the_backoff_ends(database, settings):
 
 def test_the_first_failure_and_the_recovery_are_logged_once_each(database, caplog, settings):
     settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 0.5}
-    clock = Clock()
+    clock = ManualClock()
     holder = SnapshotHolder(clock=clock)
     holder.get()
     database["down"] = True
@@ -121,7 +114,7 @@ def test_a_process_whose_first_build_fails_applies_no_policy_and_says_so(
     database, caplog, settings
 ):
     database["down"] = True
-    holder = SnapshotHolder(clock=Clock())
+    holder = SnapshotHolder(clock=ManualClock())
     with caplog.at_level(logging.ERROR, logger="ratelimit_app"):
         snapshot = holder.get()
     assert (snapshot.groups, snapshot.tier_limits, snapshot.revision) == ({}, {}, 0)
@@ -139,7 +132,7 @@ class Published:
 
 def test_a_store_that_lost_its_revision_is_told_again_at_most_once_an_interval(settings):
     settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 5}
-    clock, published = Clock(), Published()
+    clock, published = ManualClock(), Published()
     holder = SnapshotHolder(clock=clock, publish=published)
     revision.bump()
     number = holder.get().revision
@@ -157,7 +150,7 @@ def test_a_store_that_lost_its_revision_is_told_again_at_most_once_an_interval(s
 
 def test_the_database_revision_is_published_when_newer_and_a_rebuild_follows(settings):
     settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 5}
-    clock, published = Clock(), Published()
+    clock, published = ManualClock(), Published()
     holder = SnapshotHolder(clock=clock, publish=published)
     old = holder.get()
     newer = revision.bump()  # an edit this holder has not seen
@@ -171,7 +164,7 @@ def test_the_database_revision_is_published_when_newer_and_a_rebuild_follows(set
 
 def test_with_the_database_down_the_store_is_told_the_snapshots_revision(settings, monkeypatch):
     settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 5}
-    clock, published = Clock(), Published()
+    clock, published = ManualClock(), Published()
     holder = SnapshotHolder(clock=clock, publish=published)
     revision.bump()
     number = holder.get().revision
@@ -188,7 +181,7 @@ def test_with_the_database_down_the_store_is_told_the_snapshots_revision(setting
 
 def test_without_a_snapshot_nothing_is_published(settings):
     published = Published()
-    holder = SnapshotHolder(clock=Clock(), publish=published)
+    holder = SnapshotHolder(clock=ManualClock(), publish=published)
     holder.note_remote_revision(0)
     assert published.calls == []
 
@@ -196,7 +189,7 @@ def test_without_a_snapshot_nothing_is_published(settings):
 def test_polling_asks_the_store_then_refreshes_when_it_tells_of_a_newer_revision(settings):
     settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 5}
     told = {"revision": None}
-    clock = Clock()
+    clock = ManualClock()
 
     def read_remote():
         if told["revision"] == "down":
@@ -220,7 +213,7 @@ def test_polling_asks_the_store_then_refreshes_when_it_tells_of_a_newer_revision
 
 def test_the_thread_waits_the_interval_or_until_a_rebuild_is_due(settings):
     settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 5}
-    clock = Clock()
+    clock = ManualClock()
     holder = SnapshotHolder(clock=clock)
     assert holder._next_wait() == 5.0
     holder.rebuild_at = clock.now + 2

@@ -3,10 +3,15 @@
 from unittest import mock
 
 import pytest
-from django.test import override_settings
+from django.http import HttpResponse
+from django.test import RequestFactory, override_settings
 
-from ratelimit_app import runtime
-from ratelimit_app.enforcement import pipeline
+from ratelimit_app import hashing, runtime
+from ratelimit_app.counters.algorithms import FIXED_WINDOW, LimitSpec
+from ratelimit_app.enforcement import Verdict, pipeline
+from ratelimit_app.models import Limit, Tenant
+from ratelimit_app.signals import request_throttled
+from tests.factories import LimitFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -78,11 +83,6 @@ def test_unknown_group_names_are_logged_up_to_a_bound_each_cut_to_100_characters
 
 
 def test_a_throttled_request_is_logged_with_its_limit_and_a_keyed_party(caplog):
-    from django.test import RequestFactory
-
-    from ratelimit_app import hashing
-    from ratelimit_app.counters.algorithms import FIXED_WINDOW, LimitSpec
-
     spec = LimitSpec("rl:{p}:k", FIXED_WINDOW, rate=1, period=60, name="web-ip-60s")
     decision = runtime.get_backend().check([spec], cost=2)  # more than the rate: denied
     long_path = "/" + "p" * 300
@@ -102,9 +102,6 @@ def test_a_throttled_request_is_logged_with_its_limit_and_a_keyed_party(caplog):
 
 
 def test_the_throttled_signal_names_the_verdict_and_carries_the_request(client, demo_data, clock):
-    from ratelimit_app.enforcement import Verdict
-    from ratelimit_app.signals import request_throttled
-
     seen = []
 
     def receiver(sender, request, decision, group, **kwargs):
@@ -134,9 +131,6 @@ def test_the_throttled_signal_names_the_verdict_and_carries_the_request(client, 
 def test_feed_back_sets_the_headers_unless_a_downstream_429_has_its_own(
     demo_data, status, retry_after, headers_set
 ):
-    from django.http import HttpResponse
-    from django.test import RequestFactory
-
     request = RequestFactory().get("/acp/admin/ping", HTTP_X_API_KEY=demo_data["free"])
     assert pipeline.check(request).allowed
     response = HttpResponse(status=status)
@@ -149,9 +143,6 @@ def test_feed_back_sets_the_headers_unless_a_downstream_429_has_its_own(
 
 
 def test_feed_back_leaves_a_request_never_checked_alone():
-    from django.http import HttpResponse
-    from django.test import RequestFactory
-
     response = HttpResponse(status=200)
     assert pipeline.feed_back(RequestFactory().get("/acp/admin/ping"), response) is response
     assert "X-RateLimit-Limit" not in response
@@ -175,10 +166,6 @@ def test_a_problem_body_setting_leaves_an_allowed_responses_type_alone(client, d
 
 @pytest.mark.django_db(transaction=True)
 def test_an_inactive_tenants_verdict_is_a_refusal_that_names_its_group(demo_data):
-    from django.test import RequestFactory
-
-    from ratelimit_app.models import Tenant
-
     tenant = Tenant.objects.get(slug="free-tenant")
     tenant.active = False
     tenant.save()
@@ -192,8 +179,6 @@ def test_an_inactive_tenants_verdict_is_a_refusal_that_names_its_group(demo_data
 
 
 def test_only_denials_answered_by_the_process_record_are_marked_local(demo_data, clock):
-    from django.test import RequestFactory
-
     verdicts = []
     for _ in range(53):  # the free tier's Admin burst is 50 (tenant-api-group-tiers.md)
         request = RequestFactory().get("/acp/admin/ping", HTTP_X_API_KEY=demo_data["free"])
@@ -209,8 +194,6 @@ def test_only_denials_answered_by_the_process_record_are_marked_local(demo_data,
 
 
 def test_a_ban_refused_from_its_row_is_not_marked_local(client, demo_data, clock):
-    from django.test import RequestFactory
-
     for _ in range(5):  # token-endpoint-credential-bans.md: 5 failures ban the pair
         client.post("/connect/token", WRONG)
     request = RequestFactory().post("/connect/token", WRONG)
@@ -219,8 +202,6 @@ def test_a_ban_refused_from_its_row_is_not_marked_local(client, demo_data, clock
 
 
 def test_observers_hear_of_every_decided_request_and_of_no_other(demo_data, clock, monkeypatch):
-    from django.test import RequestFactory
-
     heard = []
     monkeypatch.setattr(pipeline, "verdict_observers", [heard.append])
     decided = RequestFactory().get("/acp/admin/ping", HTTP_X_API_KEY=demo_data["free"])
@@ -234,11 +215,6 @@ def test_observers_hear_of_every_decided_request_and_of_no_other(demo_data, cloc
 def test_the_user_a_caller_names_is_counted_by_user_limits(demo_data, clock, django_user_model):
     """The DRF throttle passes DRF's authenticated user: it is the one counted, though
     Django's request carries none."""
-    from django.test import RequestFactory
-
-    from ratelimit_app.models import Limit
-    from tests.factories import LimitFactory
-
     free_admin = Limit.objects.filter(tier__name="free", group__slug="admin").first()
     LimitFactory(group=free_admin.group, tier=free_admin.tier, scope="user", rate=3, period=10)
     user = django_user_model.objects.create_user("someone", password="pw")
