@@ -13,6 +13,7 @@ from django.urls import reverse
 from project.demo import views
 from ratelimit_app import runtime
 from ratelimit_app.conf import get_config
+from ratelimit_app.counters.base import BackendUnavailable
 from ratelimit_app.models import BanRule, CredentialBan
 
 pytestmark = pytest.mark.django_db
@@ -354,6 +355,25 @@ def test_unban_works_while_redis_is_down(client, demo_data, clock, settings, req
     assert CredentialBan.objects.get().lifted_at is not None
     clock[0] += 1
     assert token(client).status_code == 400  # fail-open on the counters; the view answers
+
+
+def test_a_ban_lifted_while_the_store_was_down_is_cleared_from_it_once_it_is_back(
+    client, demo_data, clock
+):
+    from ratelimit_app.bans.rows import lift_bans
+
+    for _ in range(5):
+        token(client)
+    # The store cannot be reached while the row is lifted, so it keeps the ban (an
+    # in-process store cannot go down for real: its clear is made to fail as Redis's does).
+    down = BackendUnavailable("the counter store did not answer")
+    with mock.patch.object(runtime.get_backend(), "clear", side_effect=down):
+        lift_bans(CredentialBan.objects.all())
+    clock[0] += 1
+    # The lift ends the ban: the pair is judged again and its count restarts, so five
+    # more failures make a new ban (token-endpoint-credential-bans.md), which stands.
+    statuses = [token(client).status_code for _ in range(6)]
+    assert statuses == [400] * 5 + [429]
 
 
 def test_ietf_headers_list_limits_not_the_ban_check(client, demo_data, settings):

@@ -8,6 +8,8 @@ import pytest
 from oauth2_provider import oauth2_validators
 
 from ratelimit_app import runtime
+from ratelimit_app.bans.rows import lift_bans
+from ratelimit_app.counters.base import BackendUnavailable
 from ratelimit_app.models import CredentialBan
 from tests.test_bans import flush_counters, update_rule
 
@@ -138,6 +140,12 @@ ADDRESS_CASES = {
         {"REMOTE_ADDR": "2001:db8::2"},
         {"REMOTE_ADDR": "2001:db8:0:1::1"},
     ),
+    "ipv6 by whole address": (
+        {"IPV6_PREFIX": 128},
+        {"REMOTE_ADDR": "2001:db8::1"},
+        None,
+        {"REMOTE_ADDR": "2001:db8::2"},
+    ),
     "behind a trusted proxy": (
         {"TRUSTED_PROXIES": ["10.0.0.0/8"]},
         {"REMOTE_ADDR": "10.0.0.5", "HTTP_X_FORWARDED_FOR": "203.0.113.7"},
@@ -197,3 +205,21 @@ def test_an_extending_ban_ends_inside_the_toolkit_on_the_limiters_clock(client, 
     update_rule(extend_on_attempt=True)
     clock[0] += 601  # no attempt for longer than the cooldown: the ban is over
     assert stray_token(client, WRONG).status_code == 401
+
+
+@pytest.mark.parametrize("send", [token, stray_token], ids=["middleware", "toolkit only"])
+def test_a_ban_lifted_while_the_store_was_down_is_cleared_from_it_once_it_is_back(
+    client, demo_data, clock, send
+):
+    ban_the_wrong_pair(client)
+    # The store cannot be reached while the row is lifted, so it keeps the ban (an
+    # in-process store cannot go down for real: its clear is made to fail as Redis's does).
+    down = BackendUnavailable("the counter store did not answer")
+    with mock.patch.object(runtime.get_backend(), "clear", side_effect=down):
+        lift_bans(CredentialBan.objects.all())
+    clock[0] += 1
+    # token-endpoint-credential-bans.md: an operator's lift ends the ban, so the pair is
+    # judged again (a wrong secret: 401), and its count restarts: five more failures
+    # make a new ban, which stands.
+    statuses = [send(client, WRONG).status_code for _ in range(6)]
+    assert statuses == [401] * 5 + [429]

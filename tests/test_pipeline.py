@@ -1,15 +1,20 @@
 """The pipeline: one check and one feedback per request, whichever surfaces see it."""
 
+import time
 from unittest import mock
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpResponse
 from django.test import RequestFactory, override_settings
+from django.utils.functional import SimpleLazyObject
 
+from project.demo.tokens import issue_token
 from ratelimit_app import hashing, runtime
 from ratelimit_app.counters.algorithms import FIXED_WINDOW, LimitSpec
 from ratelimit_app.enforcement import Verdict, pipeline
-from ratelimit_app.models import Limit, Tenant
+from ratelimit_app.enforcement.specs import party_of
+from ratelimit_app.models import ApiKey, Limit, Tenant
 from ratelimit_app.signals import request_throttled
 from tests.factories import LimitFactory
 
@@ -199,6 +204,7 @@ def test_a_ban_refused_from_its_row_is_not_marked_local(client, demo_data, clock
     request = RequestFactory().post("/connect/token", WRONG)
     verdict = pipeline.check(request)
     assert (verdict.allowed, verdict.local, verdict.watched is not None) == (False, False, True)
+    assert verdict.group == "token"  # the catalogue's group of /connect/token
 
 
 def test_observers_hear_of_every_decided_request_and_of_no_other(demo_data, clock, monkeypatch):
@@ -222,3 +228,95 @@ def test_the_user_a_caller_names_is_counted_by_user_limits(demo_data, clock, dja
     verdict = pipeline.check(request, group="admin", user=user)
     names = [result.spec.name for result in verdict.decision.results]
     assert "admin-user-10s" in names
+
+
+def names_of(verdict):
+    return [result.spec.name for result in verdict.decision.results]
+
+
+def test_a_group_on_top_counts_only_the_paths_its_patterns_match(demo_data, clock):
+    key = {"HTTP_X_API_KEY": demo_data["free"]}
+    inside = pipeline.check(RequestFactory().get("/v1/status", **key))
+    outside = pipeline.check(RequestFactory().get("/acp/admin/ping", **key))
+    # ip-token-endpoint-limits.md's per-IP limit covers the demo's API ("all": /v1/*,
+    # /o/*), not the admin console's paths.
+    assert "all-ip-60s" in names_of(inside)
+    assert names_of(outside) == ["admin-tenant-60s", "admin-tenant-3600s"]
+
+
+def test_a_request_no_limit_counts_keeps_its_group(demo_data, clock):
+    # The Admin group limits tenants only: an anonymous request has none to count.
+    verdict = pipeline.check(RequestFactory().get("/acp/admin/ping"))
+    assert (verdict.decision, verdict.group, verdict.allowed) == (None, "admin", True)
+
+
+def test_a_verdict_names_the_api_key_presented_as_a_keyed_hash(demo_data, clock):
+    with_key = RequestFactory().get("/acp/admin/ping", HTTP_X_API_KEY=demo_data["free"])
+    verdict = pipeline.check(with_key)
+    key_id = ApiKey.objects.get(tenant__slug="free-tenant").pk
+    assert verdict.api_key_party == party_of("api_key", key_id)
+    assert demo_data["free"] not in verdict.api_key_party
+    anonymous = pipeline.check(RequestFactory().get("/v1/status"))
+    assert anonymous.decision is not None and anonymous.api_key_party == ""
+
+
+def test_an_access_tokens_expiry_is_read_on_the_limiters_clock(demo_data, clock):
+    issued = time.time() - 86_400  # a day ago: long expired on the wall clock
+    token = issue_token("demo-client", now=issued)
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    clock[0] = issued + 60  # but a minute old on the limiter's
+    valid = pipeline.check(RequestFactory().get("/v1/status", **bearer))
+    clock[0] = issued + 3600  # the demo's tokens live an hour
+    expired = pipeline.check(RequestFactory().get("/v1/status", **bearer))
+    # per-key-rolling-windows.md: an access token is counted as an API key while valid.
+    assert "standard-api_key-60s" in names_of(valid)
+    assert names_of(expired) == ["all-ip-60s"]
+
+
+def test_the_user_is_not_read_where_no_limit_or_resolver_needs_it(demo_data, clock):
+    touched = []
+
+    def load_user():
+        touched.append(True)
+        return AnonymousUser()
+
+    request = RequestFactory().get("/v1/status")
+    request.user = SimpleLazyObject(load_user)  # as AuthenticationMiddleware sets it
+    assert pipeline.check(request).decision is not None
+    assert touched == []  # reading it could cost a session query for nothing
+
+
+def test_the_user_django_authenticated_is_counted_by_user_limits(
+    demo_data, clock, django_user_model
+):
+    free_admin = Limit.objects.filter(tier__name="free", group__slug="admin").first()
+    LimitFactory(group=free_admin.group, tier=free_admin.tier, scope="user", rate=3, period=10)
+    request = RequestFactory().get("/acp/admin/ping")
+    request.user = django_user_model.objects.create_user("someone", password="pw")
+    assert "admin-user-10s" in names_of(pipeline.check(request))
+
+
+def test_a_store_that_lost_its_state_clears_the_record_of_denials(demo_data, clock, monkeypatch):
+    """A Redis store tells the policy revision it knows with each answer (0 after a flush
+    or restart): the process's record of denials mirrors counters that are then gone."""
+    backend = runtime.get_backend()
+    real_check, told = backend.check, [runtime.get_snapshot().revision]
+
+    def check(specs, cost, now=None):
+        decision = real_check(specs, cost, now=now)
+        decision.policy_revision = told[0]
+        return decision
+
+    monkeypatch.setattr(backend, "check", check)
+    admin = {"HTTP_X_API_KEY": demo_data["free"]}
+
+    def admin_verdict():
+        return pipeline.check(RequestFactory().get("/acp/admin/ping", **admin))
+
+    # tenant-api-group-tiers.md: the free tier's Admin group takes 50 at once.
+    verdicts = [admin_verdict() for _ in range(52)]
+    assert [(v.allowed, v.local) for v in verdicts[-2:]] == [(False, False), (False, True)]
+    told[0] = 0  # the store was flushed: the next answer (another counter's) says so
+    assert pipeline.check(RequestFactory().get("/v1/status")).allowed
+    after = admin_verdict()
+    assert after.local is False  # asked the store again, not the stale record
