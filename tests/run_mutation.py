@@ -99,6 +99,7 @@ OWN_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_catalog.py",
         "tests/test_key_lookup.py",
         "tests/test_holder.py",
+        "tests/test_policy_rows.py",
     ),
 }
 # mutmut's exit codes for a mutant (mutmut/stats.py): 1 and 3 are a failing test run.

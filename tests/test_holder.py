@@ -7,6 +7,7 @@ is told the latest revision again at most once per POLICY_REFRESH_INTERVAL.
 """
 
 import logging
+import os
 import threading
 
 import pytest
@@ -286,3 +287,116 @@ def test_each_refresh_says_whether_it_rebuilt_and_enough_ban_rows_rebuild(monkey
     finally:
         policy_snapshot_refreshed.disconnect(receiver)
     assert refreshed == expected
+
+
+def inline(settings, **more):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH": "inline", **more}
+
+
+def test_a_process_whose_first_build_failed_builds_once_the_database_answers(database, settings):
+    """Even where no edit was ever counted (revision 0, as after loaddata): the empty
+    stand-in is no snapshot to keep."""
+    from ratelimit_app.models import PolicyRevision
+    from tests.factories import EndpointGroupFactory
+
+    inline(settings)
+    EndpointGroupFactory(slug="web")
+    PolicyRevision.objects.all().delete()
+    database["down"] = True
+    clock = ManualClock()
+    holder = SnapshotHolder(clock=clock)
+    assert holder.get().groups == {}
+    database["down"] = False
+    clock.now += holder_module.RETRY_FIRST_SECONDS
+    assert holder.get().groups == {"web": False}
+
+
+def test_a_store_never_heard_from_has_lost_nothing(settings):
+    inline(settings)
+    holder = SnapshotHolder(clock=ManualClock())
+    assert holder.note_remote_revision(0) is False  # it never told of a revision
+    holder.note_remote_revision(3)
+    assert holder.note_remote_revision(0) is True  # it told of one, and lost it
+
+
+def test_the_store_telling_of_the_held_revision_or_of_one_before_any_build_asks_nothing(
+    settings,
+):
+    inline(settings)
+    holder = SnapshotHolder(clock=ManualClock())
+    holder.note_remote_revision(5)  # no snapshot yet: the first request builds one
+    assert holder.rebuild_at is None
+    held = holder.get()
+    holder.note_remote_revision(held.revision)
+    assert holder.rebuild_at is None and holder.get() is held
+
+
+def test_invalidate_makes_the_next_request_ask_the_database(settings):
+    inline(settings, POLICY_REFRESH_INTERVAL=5)
+    holder = SnapshotHolder(clock=ManualClock())
+    held = holder.get()
+    newer = revision.bump()
+    assert holder.get() is held  # within the interval: not asked
+    holder.invalidate()
+    assert holder.get().revision == newer
+
+
+def test_the_database_is_asked_every_fallback_interval_while_the_store_tells(settings):
+    inline(settings, POLICY_REFRESH_INTERVAL=1, POLICY_FALLBACK_INTERVAL=30)
+    clock = ManualClock()
+    holder = SnapshotHolder(clock=clock)
+    clock.now = 1000.0
+    revision.bump()  # a revision the store can tell of (0 would mean it lost one)
+    holder.get()
+    holder.note_remote_revision(holder.snapshot.revision)  # the store tells, at 1000 s
+    clock.now = 1010.0
+    holder.refresh_now()  # checked at 1010 s: nothing new
+    newer = revision.bump()  # an edit whose publication the store missed
+    clock.now = 1029.0
+    assert holder.get().revision != newer  # the store told 29 s ago: trusted, not asked
+    clock.now = 1030.0  # 30 s: it may have missed an edit; checks go back to every 1 s
+    assert holder.get().revision == newer
+
+
+def test_ban_rows_this_process_wrote_are_taken_in_at_once(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    inline(settings)
+    holder = SnapshotHolder(clock=ManualClock())
+    held = holder.get()
+    now = timezone.now()
+    holder.take_in_bans([(3, "ab" * 32, now + timedelta(seconds=600), None, now)])
+    assert held.recorded_ban(3, "ab" * 32) == (now + timedelta(seconds=600)).timestamp()
+    SnapshotHolder().take_in_bans([(3, "ab" * 32, now, None, now)])  # none held: nothing
+
+
+def test_in_the_background_a_request_never_refreshes_itself(settings, monkeypatch):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH": "background"}
+    clock = ManualClock()
+    holder = SnapshotHolder(clock=clock)
+    woken = []
+    monkeypatch.setattr(holder, "_wake_refresher", lambda: woken.append(clock.now))
+    held = holder.get()  # the first request builds: there is nothing else to serve
+    newer = revision.bump()
+    holder.note_remote_revision(newer)
+    assert holder.rebuild_at == clock.now  # the thread rebuilds at once
+    monkeypatch.setattr(holder_module, "build_snapshot", pytest.fail)
+    assert holder.get() is held  # due, yet this request is served with what it holds
+    assert len(woken) >= 2
+
+
+def test_a_forked_child_gets_its_own_refresher_thread_and_lock(settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH": "background"}
+    holder = SnapshotHolder()
+    holder.get()
+    parents_lock = holder._lock
+    holder._pid = -1  # as a child sees it after fork(): the parent's pid
+    holder._wake_refresher()
+    try:
+        assert holder._pid == os.getpid() and holder._lock is not parents_lock
+        assert holder._thread is not None and holder._thread.is_alive()
+    finally:
+        holder.stop()
+        holder._thread.join(WAIT)
