@@ -162,7 +162,8 @@ def _read_limits(snapshot: PolicySnapshot, tenant_ids: Collection[int] | None = 
     # rest): each owner's limits are put in the model's order, scope then period, here.
     rows = Limit.objects.filter(enabled=True).order_by()
     if tenant_ids is not None:
-        rows = rows.filter(tier=None, tenant_id__in=tenant_ids)
+        # Those tenants' overrides (a limit has one owner: Limit's check constraint).
+        rows = rows.filter(tenant_id__in=tenant_ids)
     fields = ("pk", "group__slug", "scope", "algorithm", "rate", "period", "burst", "shadow")
     tiers: dict[tuple[str, int | None], list[LimitEntry]] = {}
     tenants: dict[int, list[LimitEntry]] = {}
@@ -189,11 +190,10 @@ def _read_limits(snapshot: PolicySnapshot, tenant_ids: Collection[int] | None = 
     # A tenant's overrides by group; tenants whose overrides are equal share one mapping
     # (a hundred thousand override rows of alike tenants are a few mappings, not 14 MB).
     shared: dict[frozenset[LimitEntry], dict[str, tuple[LimitEntry, ...]]] = {}
+    # A tenant has no two equal enabled overrides (Limit's unique constraint on group,
+    # tenant, scope and period), so the set of its entries is all of them.
     for tenant_id, entries in tenants.items():
         key = frozenset(entries)
-        if len(key) != len(entries):  # two equal rows: a set would count them once
-            snapshot.tenant_limits[tenant_id] = overrides_by_group(entries)
-            continue
         mapping = shared.get(key)
         if mapping is None:
             mapping = shared[key] = overrides_by_group(entries)

@@ -98,9 +98,9 @@ def _remember_owner(sender: Any, instance: Any, **kwargs: Any) -> None:
     if kwargs.get("raw") or instance.pk is None:
         instance._ratelimit_old_owner = _owner(instance)
         return
-    fields = ("tier_id", "tenant_id") if sender is models.Limit else ("tenant_id",)
-    before = sender.objects.filter(pk=instance.pk).values(*fields).first()
-    instance._ratelimit_old_owner = _owner(sender(**before)) if before else _owner(instance)
+    # A key's or an override's owner is its tenant; a tier's limit has none (None too).
+    before = sender.objects.filter(pk=instance.pk).values_list("tenant_id").first()
+    instance._ratelimit_old_owner = before[0] if before else _owner(instance)
 
 
 def _on_tenant_row_saved(sender: type, instance: Any, **kwargs: Any) -> None:
