@@ -326,6 +326,7 @@ def test_the_store_telling_of_the_held_revision_or_of_one_before_any_build_asks_
     holder = SnapshotHolder(clock=ManualClock())
     holder.note_remote_revision(5)  # no snapshot yet: the first request builds one
     assert holder.rebuild_at is None
+    revision.bump()  # a revision of its own (0 would say the store lost one)
     held = holder.get()
     holder.note_remote_revision(held.revision)
     assert holder.rebuild_at is None and holder.get() is held
@@ -400,3 +401,17 @@ def test_a_forked_child_gets_its_own_refresher_thread_and_lock(settings):
     finally:
         holder.stop()
         holder._thread.join(WAIT)
+
+
+def test_a_newer_revision_the_store_tells_right_after_a_republish_is_taken_in(settings):
+    inline(settings, POLICY_REFRESH_INTERVAL=5)
+    told = {"revision": 0}
+    clock = ManualClock()
+    holder = SnapshotHolder(clock=clock, read_remote=lambda: told["revision"])
+    holder.get()
+    built_at = clock.now
+    holder.poll()  # the store lost its revision: it is told ours again, now
+    told["revision"] = revision.bump()  # then another process's edit is published
+    clock.now += 1
+    holder.poll()
+    assert holder.rebuild_at == built_at + 5  # inline: one interval after the last build

@@ -131,6 +131,9 @@ def test_header_style_is_the_groups_own_else_the_default():
     snapshot = PolicySnapshot(group_headers={"web": ("unix", "largest")})
     assert snapshot.header_style("web") == ("unix", "largest")
     assert snapshot.header_style("other") == snapshot.header_style(None) == DEFAULT_HEADER_STYLE
+    # A request with no group never takes a group's style, whatever the group's slug.
+    odd = PolicySnapshot(group_headers={"XXXX": ("unix", "largest")})
+    assert odd.header_style(None) == DEFAULT_HEADER_STYLE
     assert DEFAULT_HEADER_STYLE == ("", "tightest")  # the setting's reset, the tightest limit
 
 
@@ -280,6 +283,7 @@ def test_ban_rows_taken_in_one_by_one_end_a_lift_and_skip_deleted_rules():
 def test_user_limits_are_known_from_a_tier_whatever_a_tenant_reread_finds():
     tenant = TenantFactory()
     group = EndpointGroupFactory(slug="web")
+    LimitFactory(group=group, tier=tenant.tier, scope="ip", rate=5, burst=None)
     assert build_snapshot().has_user_limits is False
     LimitFactory(group=group, tier=tenant.tier, scope="user", rate=5, burst=None)
     held = build_snapshot()
