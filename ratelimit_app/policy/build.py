@@ -90,7 +90,7 @@ def _record(
     rule_id: int,
     key: bytes | str,
     expires_at: float,
-    lifted_at: datetime | float | None,
+    lifted_at: datetime | None,
 ) -> None:
     bans = snapshot.bans.setdefault(rule_id, {})
     if lifted_at is None:
@@ -99,8 +99,7 @@ def _record(
         return
     # Lifted: kept while the ban would run, for the store may still hold it (lifted
     # while the store was down).
-    lifted = lifted_at if isinstance(lifted_at, float) else lifted_at.timestamp()
-    snapshot.lifted.setdefault(rule_id, {})[key] = lifted
+    snapshot.lifted.setdefault(rule_id, {})[key] = lifted_at.timestamp()
     if bans.get(key, 0.0) <= expires_at:
         bans.pop(key, None)
 
