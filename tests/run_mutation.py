@@ -18,11 +18,17 @@ runs hundreds of tests: 2-4 mutants a minute on a 2-core machine, hours per modu
 (OWN_TESTS) first, then only the survivors against the whole suite. The outcome is the
 whole suite's: the tests that reach a function include its own tests, so a mutant they
 kill the whole suite kills too, and every other mutant is run against the whole suite.
+
+``--services`` runs the tests on the services stack (PostgreSQL and Redis, as the
+services pass of the suite does) instead of SQLite and the in-process store: a read
+path only PostgreSQL takes (the ban rows' expiries as epoch seconds, in policy.build)
+is reached only there. With ``--resume`` it judges again what the in-process run left.
 """
 
 import argparse
 import contextlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -327,6 +333,11 @@ def main() -> int:
         help="with --own-tests-first: the first pass runs only mutants not killed yet",
     )
     parser.add_argument(
+        "--services",
+        action="store_true",
+        help="the tests on PostgreSQL and Redis (RATELIMIT_TEST_STACK=services)",
+    )
+    parser.add_argument(
         "--first-pass-only",
         action="store_true",
         help="with --own-tests-first: no second pass (the score is a lower bound)",
@@ -348,6 +359,11 @@ def main() -> int:
         parser.error("--own-tests-first picks the tests itself; leave out --tests")
     if (args.resume or args.first_pass_only) and not args.own_tests_first:
         parser.error("--resume and --first-pass-only go with --own-tests-first")
+    if args.services:
+        # Read by tests/settings.py in each of mutmut's test processes; each has its own
+        # test database and key prefix (named after its process id).
+        os.environ.update(RATELIMIT_TEST_STACK="services", RATELIMIT_REQUIRE_SERVICES="1")
+        os.environ.pop("RATELIMIT_RUN_ID", None)
     if args.no_run:
         pass
     elif args.own_tests_first:
