@@ -1,3 +1,4 @@
+import os
 import uuid
 
 import pytest
@@ -22,6 +23,22 @@ def _fresh_runtime(settings):
     runtime.reset()
     yield
     runtime.reset()
+
+
+SETTINGS_PID = os.getpid()  # the process that read tests/settings.py (its database name)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """A test database of each process's own, as pytest-xdist's workers get: mutmut's
+    test processes are forked from the one that read the settings, so they share its
+    process id, and one's teardown would drop the database another is using."""
+    if os.getpid() == SETTINGS_PID:
+        return
+    for database in settings.DATABASES.values():
+        name = database.get("TEST", {}).get("NAME")
+        if name and name != ":memory:":
+            database["TEST"]["NAME"] = f"{name}_{os.getpid()}"
 
 
 @pytest.fixture
