@@ -19,10 +19,10 @@ runs hundreds of tests: 2-4 mutants a minute on a 2-core machine, hours per modu
 whole suite's: the tests that reach a function include its own tests, so a mutant they
 kill the whole suite kills too, and every other mutant is run against the whole suite.
 
-``--services`` runs the tests on the services stack (PostgreSQL and Redis, as the
-services pass of the suite does) instead of SQLite and the in-process store: a read
-path only PostgreSQL takes (the ban rows' expiries as epoch seconds, in policy.build)
-is reached only there. With ``--resume`` it judges again what the in-process run left.
+A module with a path only PostgreSQL takes (SERVICES_STAGE: policy.build reads the ban
+rows' expiries as epoch seconds there) has the survivors of its first pass run again
+against the same test files on the services stack (PostgreSQL and Redis, as the
+services pass of the suite), between the two passes.
 """
 
 import argparse
@@ -108,6 +108,9 @@ OWN_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_policy_rows.py",
     ),
 }
+# Modules whose survivors of the in-process first pass run again on PostgreSQL and Redis.
+SERVICES_STAGE = {"policy"}
+SERVICES_ENV = {"RATELIMIT_TEST_STACK": "services", "RATELIMIT_REQUIRE_SERVICES": "1"}
 # mutmut's exit codes for a mutant (mutmut/stats.py): 1 and 3 are a failing test run.
 KILLED_CODES = {1, 3}
 TIMEOUT_CODES = {24, -24, 36, 152, 255}
@@ -168,6 +171,23 @@ def tests_limited_to(paths: list[str]) -> Iterator[None]:
         yield
     finally:
         config.write_text(original, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def services_stack() -> Iterator[None]:
+    """tests/settings.py on PostgreSQL and Redis in mutmut's test processes (each gets a
+    test database of its own: tests/conftest.py)."""
+    saved = {name: os.environ.get(name) for name in (*SERVICES_ENV, "RATELIMIT_RUN_ID")}
+    os.environ.update(SERVICES_ENV)
+    os.environ.pop("RATELIMIT_RUN_ID", None)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def run_mutmut(names: list[str], max_children: int) -> None:
@@ -239,6 +259,10 @@ def run_own_tests_first(
         if names:
             with tests_limited_to(list(OWN_TESTS[module])):
                 run_mutmut(names, max_children)
+        left = not_run(module, equivalent) if module in SERVICES_STAGE else []
+        if left:
+            with tests_limited_to(list(OWN_TESTS[module])), services_stack():
+                run_mutmut(left, max_children)
     if first_pass_only:
         return
     survivors = [name for module in modules for name in score(module, equivalent).survived]
@@ -333,11 +357,6 @@ def main() -> int:
         help="with --own-tests-first: the first pass runs only mutants not killed yet",
     )
     parser.add_argument(
-        "--services",
-        action="store_true",
-        help="the tests on PostgreSQL and Redis (RATELIMIT_TEST_STACK=services)",
-    )
-    parser.add_argument(
         "--first-pass-only",
         action="store_true",
         help="with --own-tests-first: no second pass (the score is a lower bound)",
@@ -359,11 +378,6 @@ def main() -> int:
         parser.error("--own-tests-first picks the tests itself; leave out --tests")
     if (args.resume or args.first_pass_only) and not args.own_tests_first:
         parser.error("--resume and --first-pass-only go with --own-tests-first")
-    if args.services:
-        # Read by tests/settings.py in each of mutmut's test processes; each has its own
-        # test database and key prefix (named after its process id).
-        os.environ.update(RATELIMIT_TEST_STACK="services", RATELIMIT_REQUIRE_SERVICES="1")
-        os.environ.pop("RATELIMIT_RUN_ID", None)
     if args.no_run:
         pass
     elif args.own_tests_first:
