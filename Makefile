@@ -27,6 +27,7 @@ demo: $(STAMP)
 # module and runs the in-process tests that reach each one; a module's score is the share
 # killed of the non-equivalent ones. `make mutation` runs every core module from scratch
 # (long: see docs/testing.md) and rewrites the table; MODULES="paths credentials" for some.
+# The policy module's survivors run again on PostgreSQL and Redis (as `make test` uses).
 MUTATION_STAMP := $(VENV)/.mutation-installed
 MODULES ?=
 
