@@ -14,6 +14,7 @@ from ratelimit_app import hashing, runtime
 from ratelimit_app.counters.algorithms import FIXED_WINDOW, LimitSpec
 from ratelimit_app.enforcement import Verdict, pipeline
 from ratelimit_app.enforcement.specs import party_of
+from ratelimit_app.enforcement.verdict import unavailable
 from ratelimit_app.models import ApiKey, Limit, Tenant
 from ratelimit_app.signals import request_throttled
 from tests.factories import LimitFactory
@@ -320,3 +321,16 @@ def test_a_store_that_lost_its_state_clears_the_record_of_denials(demo_data, clo
     assert pipeline.check(RequestFactory().get("/v1/status")).allowed
     after = admin_verdict()
     assert after.local is False  # asked the store again, not the stale record
+
+
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        # fail-closed: refused, to retry once the breaker's cooldown (here 30 s) is over
+        ("closed", Verdict(None, "web", allowed=False, unavailable=True, retry_after=30.0)),
+        ("open", Verdict(None, "web", allowed=True, unavailable=True)),  # let through
+    ],
+)
+def test_the_verdict_of_a_store_that_does_not_answer_follows_the_failure_mode(mode, expected):
+    config = {"FAILURE_MODE": mode, "BREAKER_COOLDOWN": 30}
+    assert unavailable("web", config) == expected

@@ -75,6 +75,6 @@ def denial_response(verdict: Verdict) -> HttpResponse | None:
         return None
     if verdict.tenant_inactive:
         return responses.tenant_inactive_response()
-    if verdict.unavailable or verdict.decision is None:
+    if verdict.decision is None:  # the counter store did not answer (fail-closed)
         return responses.unavailable_response(verdict.retry_after)
     return responses.throttled_response(verdict.decision)
