@@ -204,27 +204,42 @@ def run_mutmut(names: list[str], max_children: int) -> None:
         restore_exit_codes(kept)
 
 
-def all_exit_codes() -> dict[Path, dict[str, int | None]]:
-    """mutmut's result per mutant, per .meta file under mutants/."""
+Kept = dict[Path, tuple[dict[str, int | None], dict[str, str]]]
+
+
+def all_exit_codes() -> Kept:
+    """mutmut's result per mutant and hash per function, per .meta file under mutants/."""
     if not MUTANTS.exists():
         return {}
-    return {
-        meta: json.loads(meta.read_text())["exit_code_by_key"] for meta in MUTANTS.rglob("*.meta")
-    }
+    kept = {}
+    for meta in MUTANTS.rglob("*.meta"):
+        data = json.loads(meta.read_text())
+        kept[meta] = (data["exit_code_by_key"], data.get("hash_by_function_name", {}))
+    return kept
 
 
-def restore_exit_codes(kept: dict[Path, dict[str, int | None]]) -> None:
-    """Put back the results in ``kept`` that mutmut has since reset to none."""
-    for meta, codes in kept.items():
+def function_of(mutant: str) -> str:
+    """The name mutmut hashes a mutant's function under ("x_name", "xǁClassǁmethod")."""
+    return mutant.rsplit(".", 1)[1].rsplit("__mutmut_", 1)[0]
+
+
+def restore_exit_codes(kept: Kept) -> None:
+    """Put back the results in ``kept`` that mutmut has since reset to none, of functions
+    that did not change since (a changed function's mutants are others under the same
+    names)."""
+    for meta, (codes, hashes) in kept.items():
         if not meta.exists():
             continue
         data = json.loads(meta.read_text())
-        current = data["exit_code_by_key"]
+        current, now_hashes = data["exit_code_by_key"], data.get("hash_by_function_name", {})
         # A timeout is judged again: it may be the machine's load, not the mutant.
         lost = {
             k: v
             for k, v in codes.items()
-            if v is not None and v not in TIMEOUT_CODES and current.get(k, 0) is None
+            if v is not None
+            and v not in TIMEOUT_CODES
+            and current.get(k, 0) is None
+            and hashes.get(function_of(k)) == now_hashes.get(function_of(k))
         }
         if lost:
             current.update(lost)

@@ -360,20 +360,61 @@ def test_unban_works_while_redis_is_down(client, demo_data, clock, settings, req
 def test_a_ban_lifted_while_the_store_was_down_is_cleared_from_it_once_it_is_back(
     client, demo_data, clock
 ):
-    from ratelimit_app.bans.rows import lift_bans
-
-    for _ in range(5):
-        token(client)
-    # The store cannot be reached while the row is lifted, so it keeps the ban (an
-    # in-process store cannot go down for real: its clear is made to fail as Redis's does).
-    down = BackendUnavailable("the counter store did not answer")
-    with mock.patch.object(runtime.get_backend(), "clear", side_effect=down):
-        lift_bans(CredentialBan.objects.all())
+    # An in-process store cannot go down for real: its clear is made to fail as Redis's.
+    lift_while_the_store_is_down(client)
     clock[0] += 1
     # The lift ends the ban: the pair is judged again and its count restarts, so five
     # more failures make a new ban (token-endpoint-credential-bans.md), which stands.
     statuses = [token(client).status_code for _ in range(6)]
     assert statuses == [400] * 5 + [429]
+
+
+def lift_while_the_store_is_down(client):
+    """Five failures ban the WRONG pair; its row is lifted while the store cannot be
+    cleared, so the store still holds the ban."""
+    from ratelimit_app.bans.rows import lift_bans
+
+    for _ in range(5):
+        token(client)
+    down = BackendUnavailable("the counter store did not answer")
+    with mock.patch.object(runtime.get_backend(), "clear", side_effect=down):
+        lift_bans(CredentialBan.objects.all())
+
+
+@pytest.mark.parametrize("second_check", ["fails", "is denied"])
+def test_the_check_made_again_after_clearing_a_lifted_ban_is_the_requests_verdict(
+    client, demo_data, clock, caplog, second_check
+):
+    from django.test import RequestFactory
+
+    from ratelimit_app.enforcement import pipeline
+
+    lift_while_the_store_is_down(client)
+    clock[0] += 1
+    backend = runtime.get_backend()
+    real_check, calls = backend.check, []
+
+    def check(specs, cost=1, now=None):
+        calls.append(specs)
+        if len(calls) == 1:
+            return real_check(specs, cost, now=now)  # the ban the store still held
+        if second_check == "fails":
+            raise BackendUnavailable("the counter store did not answer")
+        return real_check(specs, 10**6, now=now)  # more than any limit of the group
+
+    client_id, secret = WRONG
+    request = RequestFactory().post(
+        "/connect/token", {"client_id": client_id, "client_secret": secret}
+    )
+    with mock.patch.object(backend, "check", side_effect=check), caplog.at_level(logging.INFO):
+        verdict = pipeline.check(request)
+    assert len(calls) == 2
+    assert verdict.group == "token" and verdict.watched is not None
+    if second_check == "fails":
+        assert (verdict.unavailable, verdict.allowed) == (True, True)  # FAILURE_MODE open
+    else:
+        assert verdict.allowed is False
+        assert "Throttled POST /connect/token event=denied" in caplog.text
 
 
 def test_ietf_headers_list_limits_not_the_ban_check(client, demo_data, settings):
@@ -456,3 +497,17 @@ def test_client_id_and_address_bans_are_rows_listed_liftable_and_surviving_a_flu
     assert "Lifted 1" in capsys.readouterr().out
     clock[0] += 1
     assert token(client, new_guess).status_code == 400  # lifted: the view answers again
+
+
+def test_a_refusal_by_the_limiter_is_not_one_of_the_views_failures(client, demo_data, clock):
+    """Even where the rule counts 429s (failure_statuses "400,429"): the limiter's own
+    429 is no answer of the view's."""
+    update_rule(failure_statuses="400,429")
+    for _ in range(4):
+        assert token(client).status_code == 400  # four failures of the WRONG pair
+    # ip-token-endpoint-limits.md: 60 a minute per address on the token endpoint (the
+    # catalogue): other pairs, four failures each, use up the rest of the minute.
+    for n in range(56):
+        assert token(client, (f"other-{n // 4}", "wrong-secret-123")).status_code == 400
+    assert token(client).status_code == 429  # the 61st: refused by the per-IP limit
+    assert not CredentialBan.objects.exists()  # that refusal was not a fifth failure

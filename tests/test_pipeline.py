@@ -1,5 +1,6 @@
 """The pipeline: one check and one feedback per request, whichever surfaces see it."""
 
+import logging
 import time
 from unittest import mock
 
@@ -334,3 +335,47 @@ def test_a_store_that_lost_its_state_clears_the_record_of_denials(demo_data, clo
 def test_the_verdict_of_a_store_that_does_not_answer_follows_the_failure_mode(mode, expected):
     config = {"FAILURE_MODE": mode, "BREAKER_COOLDOWN": 30}
     assert unavailable("web", config) == expected
+
+
+def test_a_denial_remembered_by_the_process_ends_on_the_limiters_clock(demo_data, clock):
+    admin = {"HTTP_X_API_KEY": demo_data["free"]}
+
+    def admin_verdict():
+        return pipeline.check(RequestFactory().get("/acp/admin/ping", **admin))
+
+    # tenant-api-group-tiers.md: the free tier's Admin group takes 50 at once.
+    verdicts = [admin_verdict() for _ in range(52)]
+    assert [(v.allowed, v.local) for v in verdicts[-2:]] == [(False, False), (False, True)]
+    clock[0] += verdicts[-1].retry_after  # the moment the store would admit one again
+    after = admin_verdict()
+    assert (after.allowed, after.local) == (True, False)
+
+
+def test_without_a_record_of_denials_every_request_asks_the_store(demo_data, clock, settings):
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "DENY_CACHE_SIZE": 0}
+    admin = {"HTTP_X_API_KEY": demo_data["free"]}
+    verdicts = [pipeline.check(RequestFactory().get("/acp/admin/ping", **admin)) for _ in range(53)]
+    assert [(v.allowed, v.local) for v in verdicts[49:]] == [(True, False)] + [(False, False)] * 3
+
+
+def test_an_unavailable_verdict_keeps_its_group(demo_data, request):
+    request.getfixturevalue("redis_down")
+    key = {"HTTP_X_API_KEY": demo_data["free"]}
+    verdict = pipeline.check(RequestFactory().get("/acp/admin/ping", **key))
+    assert (verdict.unavailable, verdict.group) == (True, "admin")
+
+
+def test_a_failing_observer_is_logged_at_debug_and_the_request_goes_on(
+    demo_data, clock, monkeypatch, caplog
+):
+    def failing(verdict):
+        raise RuntimeError("an observer's bug")
+
+    heard = []
+    monkeypatch.setattr(pipeline, "verdict_observers", [failing, heard.append])
+    with caplog.at_level(logging.DEBUG, logger="ratelimit_app"):
+        verdict = pipeline.check(RequestFactory().get("/v1/status"))
+    assert verdict.allowed and heard == [verdict]
+    (record,) = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    assert record.getMessage() == "A verdict observer failed."
+    assert record.exc_info[0] is RuntimeError
