@@ -259,6 +259,13 @@ def not_run(module: str, equivalent: set[str]) -> list[str]:
     ]
 
 
+def unchecked(module: str) -> list[str]:
+    """The mutants of ``module`` with no result yet."""
+    return [
+        name for path in MODULES[module] for name, code in exit_codes(path).items() if code is None
+    ]
+
+
 def run_own_tests_first(
     modules: list[str], max_children: int, resume: bool = False, first_pass_only: bool = False
 ) -> None:
@@ -274,6 +281,11 @@ def run_own_tests_first(
         if names:
             with tests_limited_to(list(OWN_TESTS[module])):
                 run_mutmut(names, max_children)
+                # A function changed since the last run has new mutants under names that
+                # had results (not in ``names``): mutmut reset them; they run now.
+                fresh = unchecked(module)
+                if resume and fresh:
+                    run_mutmut(fresh, max_children)
         left = not_run(module, equivalent) if module in SERVICES_STAGE else []
         if left:
             with tests_limited_to(list(OWN_TESTS[module])), services_stack():

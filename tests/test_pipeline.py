@@ -379,3 +379,10 @@ def test_a_failing_observer_is_logged_at_debug_and_the_request_goes_on(
     (record,) = [r for r in caplog.records if r.levelno == logging.DEBUG]
     assert record.getMessage() == "A verdict observer failed."
     assert record.exc_info[0] is RuntimeError
+
+
+def test_a_watched_request_the_store_admits_keeps_its_group(demo_data, clock):
+    request = RequestFactory().post("/connect/token", WRONG)
+    verdict = pipeline.check(request)
+    assert (verdict.allowed, verdict.group) == (True, "token")
+    assert verdict.watched is not None and verdict.decision is not None
