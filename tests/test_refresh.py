@@ -132,6 +132,23 @@ def test_polling_learns_of_an_edit_from_the_store_without_any_request(settings, 
     assert [lim.rate for lims in holder.snapshot.tier_limits.values() for lim in lims] == [99]
 
 
+def turns_told(holder):
+    """An event set at the end of each turn of the holder's thread. A test waits for the
+    first turn (it reads the revision) to end before it edits: SQLite's in-memory
+    database refuses a write while another connection reads the table ("database table
+    is locked"), where PostgreSQL lets both go on."""
+    done, real_poll = threading.Event(), holder.poll
+
+    def poll():
+        try:
+            real_poll()
+        finally:
+            done.set()
+
+    holder.poll = poll
+    return done
+
+
 @pytest.mark.django_db(transaction=True)
 def test_requests_never_wait_for_a_rebuild(settings, monkeypatch, request):
     """A rebuild held up in the background thread: requests keep the old snapshot, at
@@ -139,8 +156,10 @@ def test_requests_never_wait_for_a_rebuild(settings, monkeypatch, request):
     settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH": "background"}
     limit = LimitFactory(rate=60)
     holder = SnapshotHolder()
+    polled = turns_told(holder)
     first = holder.get()
     request.addfinalizer(holder.stop)
+    assert polled.wait(WAIT)  # the thread's first turn is over before the edit
     release, building, built = threading.Event(), threading.Event(), threading.Event()
     build = holder_module.build_snapshot
 
@@ -178,8 +197,10 @@ def test_the_process_that_edits_sees_its_edit_at_its_next_request(settings):
     runtime.reset()
     limit = LimitFactory(rate=60)
     holder = runtime.get_snapshot_holder()
+    polled = turns_told(holder)
     try:
         holder.get()
+        assert polled.wait(WAIT)  # the thread's first turn is over before the edit
         limit.rate = 61
         limit.save()  # autocommit: committed here
         rates = [lim.rate for lims in holder.get().tier_limits.values() for lim in lims]
