@@ -106,6 +106,8 @@ OWN_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_key_lookup.py",
         "tests/test_holder.py",
         "tests/test_policy_rows.py",
+        "tests/test_policy_entries.py",
+        "tests/test_revision.py",
     ),
 }
 # Modules whose survivors of the in-process first pass run again on PostgreSQL and Redis.

@@ -357,18 +357,6 @@ def test_unban_works_while_redis_is_down(client, demo_data, clock, settings, req
     assert token(client).status_code == 400  # fail-open on the counters; the view answers
 
 
-def test_a_ban_lifted_while_the_store_was_down_is_cleared_from_it_once_it_is_back(
-    client, demo_data, clock
-):
-    # An in-process store cannot go down for real: its clear is made to fail as Redis's.
-    lift_while_the_store_is_down(client)
-    clock[0] += 1
-    # The lift ends the ban: the pair is judged again and its count restarts, so five
-    # more failures make a new ban (token-endpoint-credential-bans.md), which stands.
-    statuses = [token(client).status_code for _ in range(6)]
-    assert statuses == [400] * 5 + [429]
-
-
 def lift_while_the_store_is_down(client):
     """Five failures ban the WRONG pair; its row is lifted while the store cannot be
     cleared, so the store still holds the ban."""
@@ -379,6 +367,18 @@ def lift_while_the_store_is_down(client):
     down = BackendUnavailable("the counter store did not answer")
     with mock.patch.object(runtime.get_backend(), "clear", side_effect=down):
         lift_bans(CredentialBan.objects.all())
+
+
+def test_a_ban_lifted_while_the_store_was_down_is_cleared_from_it_once_it_is_back(
+    client, demo_data, clock
+):
+    # An in-process store cannot go down for real: its clear is made to fail as Redis's.
+    lift_while_the_store_is_down(client)
+    clock[0] += 1
+    # The lift ends the ban: the pair is judged again and its count restarts, so five
+    # more failures make a new ban (token-endpoint-credential-bans.md), which stands.
+    statuses = [token(client).status_code for _ in range(6)]
+    assert statuses == [400] * 5 + [429]
 
 
 @pytest.mark.parametrize("second_check", ["fails", "is denied"])
