@@ -92,6 +92,8 @@ OWN_TESTS: dict[str, tuple[str, ...]] = {
     ),
     "enforcement": (
         "tests/test_pipeline.py",
+        "tests/test_verdict.py",
+        "tests/test_denial_record.py",
         "tests/test_enforcement.py",
         "tests/test_responses_table.py",
         "tests/test_denials.py",

@@ -14,9 +14,7 @@ from project.demo.tokens import issue_token
 from ratelimit_app import hashing, runtime
 from ratelimit_app.counters.algorithms import FIXED_WINDOW, LimitSpec
 from ratelimit_app.enforcement import Verdict, pipeline
-from ratelimit_app.enforcement.specs import party_of
-from ratelimit_app.enforcement.verdict import unavailable
-from ratelimit_app.models import ApiKey, Limit, Tenant
+from ratelimit_app.models import Limit, Tenant
 from ratelimit_app.signals import request_throttled
 from tests.factories import LimitFactory
 
@@ -185,21 +183,6 @@ def test_an_inactive_tenants_verdict_is_a_refusal_that_names_its_group(demo_data
     assert pipeline.check(elsewhere) is pipeline.NOT_LIMITED
 
 
-def test_only_denials_answered_by_the_process_record_are_marked_local(demo_data, clock):
-    verdicts = []
-    for _ in range(53):  # the free tier's Admin burst is 50 (tenant-api-group-tiers.md)
-        request = RequestFactory().get("/acp/admin/ping", HTTP_X_API_KEY=demo_data["free"])
-        verdicts.append(pipeline.check(request))
-    # The store answers until the first denial; the process's record of it the rest.
-    assert [(v.allowed, v.local) for v in verdicts[48:]] == [
-        (True, False),
-        (True, False),
-        (False, False),
-        (False, True),
-        (False, True),
-    ]
-
-
 def test_a_ban_refused_from_its_row_is_not_marked_local(client, demo_data, clock):
     for _ in range(5):  # token-endpoint-credential-bans.md: 5 failures ban the pair
         client.post("/connect/token", WRONG)
@@ -246,22 +229,6 @@ def test_a_group_on_top_counts_only_the_paths_its_patterns_match(demo_data, cloc
     assert names_of(outside) == ["admin-tenant-60s", "admin-tenant-3600s"]
 
 
-def test_a_request_no_limit_counts_keeps_its_group(demo_data, clock):
-    # The Admin group limits tenants only: an anonymous request has none to count.
-    verdict = pipeline.check(RequestFactory().get("/acp/admin/ping"))
-    assert (verdict.decision, verdict.group, verdict.allowed) == (None, "admin", True)
-
-
-def test_a_verdict_names_the_api_key_presented_as_a_keyed_hash(demo_data, clock):
-    with_key = RequestFactory().get("/acp/admin/ping", HTTP_X_API_KEY=demo_data["free"])
-    verdict = pipeline.check(with_key)
-    key_id = ApiKey.objects.get(tenant__slug="free-tenant").pk
-    assert verdict.api_key_party == party_of("api_key", key_id)
-    assert demo_data["free"] not in verdict.api_key_party
-    anonymous = pipeline.check(RequestFactory().get("/v1/status"))
-    assert anonymous.decision is not None and anonymous.api_key_party == ""
-
-
 def test_an_access_tokens_expiry_is_read_on_the_limiters_clock(demo_data, clock):
     issued = time.time() - 86_400  # a day ago: long expired on the wall clock
     token = issue_token("demo-client", now=issued)
@@ -298,73 +265,6 @@ def test_the_user_django_authenticated_is_counted_by_user_limits(
     assert "admin-user-10s" in names_of(pipeline.check(request))
 
 
-def test_a_store_that_lost_its_state_clears_the_record_of_denials(demo_data, clock, monkeypatch):
-    """A Redis store tells the policy revision it knows with each answer (0 after a flush
-    or restart): the process's record of denials mirrors counters that are then gone."""
-    backend = runtime.get_backend()
-    real_check, told = backend.check, [runtime.get_snapshot().revision]
-
-    def check(specs, cost, now=None):
-        decision = real_check(specs, cost, now=now)
-        decision.policy_revision = told[0]
-        return decision
-
-    monkeypatch.setattr(backend, "check", check)
-    admin = {"HTTP_X_API_KEY": demo_data["free"]}
-
-    def admin_verdict():
-        return pipeline.check(RequestFactory().get("/acp/admin/ping", **admin))
-
-    # tenant-api-group-tiers.md: the free tier's Admin group takes 50 at once.
-    verdicts = [admin_verdict() for _ in range(52)]
-    assert [(v.allowed, v.local) for v in verdicts[-2:]] == [(False, False), (False, True)]
-    told[0] = 0  # the store was flushed: the next answer (another counter's) says so
-    assert pipeline.check(RequestFactory().get("/v1/status")).allowed
-    after = admin_verdict()
-    assert after.local is False  # asked the store again, not the stale record
-
-
-@pytest.mark.parametrize(
-    "mode, expected",
-    [
-        # fail-closed: refused, to retry once the breaker's cooldown (here 30 s) is over
-        ("closed", Verdict(None, "web", allowed=False, unavailable=True, retry_after=30.0)),
-        ("open", Verdict(None, "web", allowed=True, unavailable=True)),  # let through
-    ],
-)
-def test_the_verdict_of_a_store_that_does_not_answer_follows_the_failure_mode(mode, expected):
-    config = {"FAILURE_MODE": mode, "BREAKER_COOLDOWN": 30}
-    assert unavailable("web", config) == expected
-
-
-def test_a_denial_remembered_by_the_process_ends_on_the_limiters_clock(demo_data, clock):
-    admin = {"HTTP_X_API_KEY": demo_data["free"]}
-
-    def admin_verdict():
-        return pipeline.check(RequestFactory().get("/acp/admin/ping", **admin))
-
-    # tenant-api-group-tiers.md: the free tier's Admin group takes 50 at once.
-    verdicts = [admin_verdict() for _ in range(52)]
-    assert [(v.allowed, v.local) for v in verdicts[-2:]] == [(False, False), (False, True)]
-    clock[0] += verdicts[-1].retry_after  # the moment the store would admit one again
-    after = admin_verdict()
-    assert (after.allowed, after.local) == (True, False)
-
-
-def test_without_a_record_of_denials_every_request_asks_the_store(demo_data, clock, settings):
-    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "DENY_CACHE_SIZE": 0}
-    admin = {"HTTP_X_API_KEY": demo_data["free"]}
-    verdicts = [pipeline.check(RequestFactory().get("/acp/admin/ping", **admin)) for _ in range(53)]
-    assert [(v.allowed, v.local) for v in verdicts[49:]] == [(True, False)] + [(False, False)] * 3
-
-
-def test_an_unavailable_verdict_keeps_its_group(demo_data, request):
-    request.getfixturevalue("redis_down")
-    key = {"HTTP_X_API_KEY": demo_data["free"]}
-    verdict = pipeline.check(RequestFactory().get("/acp/admin/ping", **key))
-    assert (verdict.unavailable, verdict.group) == (True, "admin")
-
-
 def test_a_failing_observer_is_logged_at_debug_and_the_request_goes_on(
     demo_data, clock, monkeypatch, caplog
 ):
@@ -379,10 +279,3 @@ def test_a_failing_observer_is_logged_at_debug_and_the_request_goes_on(
     (record,) = [r for r in caplog.records if r.levelno == logging.DEBUG]
     assert record.getMessage() == "A verdict observer failed."
     assert record.exc_info[0] is RuntimeError
-
-
-def test_a_watched_request_the_store_admits_keeps_its_group(demo_data, clock):
-    request = RequestFactory().post("/connect/token", WRONG)
-    verdict = pipeline.check(request)
-    assert (verdict.allowed, verdict.group) == (True, "token")
-    assert verdict.watched is not None and verdict.decision is not None
