@@ -236,12 +236,15 @@ def test_a_failing_token_resolver_counts_no_token_and_is_logged_once_a_minute(
     # The module's record of its last log, put back after the test.
     monkeypatch.setattr(identity_module, "_resolver_failure_logged_at", [float("-inf")])
     start = 1_800_000_000.0
+    logged_so_far = []
     with caplog.at_level("ERROR", logger="ratelimit_app"):
         for now in (start, start + 59.9, start + 60, start + 61):
             found = identify(request, snapshot, config, needs_user=False, now=now)
             assert found.access_token is None and found.tenant is None
+            logged_so_far.append(len(caplog.records))
+    assert logged_so_far == [1, 1, 2, 2]  # at start, and again a minute later to the second
     messages = [r.getMessage() for r in caplog.records if r.name == "ratelimit_app"]
-    # At start and a minute later; the name of the error, never the token.
+    # The name of the error, never the token.
     logged = "TOKEN_RESOLVER raised ConnectionError; bearer tokens count as no party until it"
     assert messages == [f"{logged} answers."] * 2
 

@@ -20,6 +20,7 @@ from ratelimit_app.responses import (
     rate_limit_headers,
     retry_after_seconds,
     sf_string,
+    tenant_inactive_response,
     throttled_payload,
     throttled_response,
     unavailable_response,
@@ -211,6 +212,26 @@ def test_the_headers_describe_the_window_or_the_tightest_limit_as_the_group_says
         "X-RateLimit-Limit": "5",
         "X-RateLimit-Remaining": "0",
         "X-RateLimit-Reset": "1",
+    }
+
+
+def test_add_headers_writes_the_groups_own_style():
+    decision = denied([MESSAGES_WINDOW, MESSAGES_BURST], requests=6)
+    response = add_headers(HttpResponse(), decision, config(), ("epoch", "window"))
+    # per-key-rolling-windows.md: the window's figures, its reset a Unix time.
+    assert (response["X-RateLimit-Limit"], response["X-RateLimit-Reset"]) == (
+        "300",
+        str(1_800_000_015 + 60),
+    )
+
+
+def test_the_refusal_of_an_inactive_tenant_is_the_documented_403():
+    reply = tenant_inactive_response()
+    # README, "An inactive tenant": a 403 with this body.
+    assert reply.status_code == 403
+    assert json.loads(reply.content) == {
+        "detail": "The tenant of this API key is inactive.",
+        "code": "tenant_inactive",
     }
 
 
