@@ -357,13 +357,11 @@ def test_unban_works_while_redis_is_down(client, demo_data, clock, settings, req
     assert token(client).status_code == 400  # fail-open on the counters; the view answers
 
 
-def lift_while_the_store_is_down(client):
-    """Five failures ban the WRONG pair; its row is lifted while the store cannot be
-    cleared, so the store still holds the ban."""
+def lift_while_the_store_is_down():
+    """Lift every ban row while the store cannot be cleared, so it still holds the bans
+    (an in-process store cannot go down for real: its clear fails as Redis's does)."""
     from ratelimit_app.bans.rows import lift_bans
 
-    for _ in range(5):
-        token(client)
     down = BackendUnavailable("the counter store did not answer")
     with mock.patch.object(runtime.get_backend(), "clear", side_effect=down):
         lift_bans(CredentialBan.objects.all())
@@ -373,7 +371,9 @@ def test_a_ban_lifted_while_the_store_was_down_is_cleared_from_it_once_it_is_bac
     client, demo_data, clock
 ):
     # An in-process store cannot go down for real: its clear is made to fail as Redis's.
-    lift_while_the_store_is_down(client)
+    for _ in range(5):  # five failures ban the WRONG pair
+        token(client)
+    lift_while_the_store_is_down()
     clock[0] += 1
     # The lift ends the ban: the pair is judged again and its count restarts, so five
     # more failures make a new ban (token-endpoint-credential-bans.md), which stands.
@@ -389,7 +389,9 @@ def test_the_check_made_again_after_clearing_a_lifted_ban_is_the_requests_verdic
 
     from ratelimit_app.enforcement import pipeline
 
-    lift_while_the_store_is_down(client)
+    for _ in range(5):  # five failures ban the WRONG pair
+        token(client)
+    lift_while_the_store_is_down()
     clock[0] += 1
     backend = runtime.get_backend()
     real_check, calls = backend.check, []

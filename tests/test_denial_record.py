@@ -11,11 +11,15 @@ from ratelimit_app.enforcement import pipeline
 pytestmark = pytest.mark.django_db
 
 
+def admin_verdict(demo_data):
+    """The Verdict of one request to the Admin group with the free tenant's key."""
+    key = {"HTTP_X_API_KEY": demo_data["free"]}
+    return pipeline.check(RequestFactory().get("/acp/admin/ping", **key))
+
+
 def test_only_denials_answered_by_the_process_record_are_marked_local(demo_data, clock):
-    verdicts = []
-    for _ in range(53):  # the free tier's Admin burst is 50 (tenant-api-group-tiers.md)
-        request = RequestFactory().get("/acp/admin/ping", HTTP_X_API_KEY=demo_data["free"])
-        verdicts.append(pipeline.check(request))
+    # the free tier's Admin burst is 50 (tenant-api-group-tiers.md)
+    verdicts = [admin_verdict(demo_data) for _ in range(53)]
     # The store answers until the first denial; the process's record of it the rest.
     assert [(v.allowed, v.local) for v in verdicts[48:]] == [
         (True, False),
@@ -27,23 +31,17 @@ def test_only_denials_answered_by_the_process_record_are_marked_local(demo_data,
 
 
 def test_a_denial_remembered_by_the_process_ends_on_the_limiters_clock(demo_data, clock):
-    admin = {"HTTP_X_API_KEY": demo_data["free"]}
-
-    def admin_verdict():
-        return pipeline.check(RequestFactory().get("/acp/admin/ping", **admin))
-
     # tenant-api-group-tiers.md: the free tier's Admin group takes 50 at once.
-    verdicts = [admin_verdict() for _ in range(52)]
+    verdicts = [admin_verdict(demo_data) for _ in range(52)]
     assert [(v.allowed, v.local) for v in verdicts[-2:]] == [(False, False), (False, True)]
     clock[0] += verdicts[-1].retry_after  # the moment the store would admit one again
-    after = admin_verdict()
+    after = admin_verdict(demo_data)
     assert (after.allowed, after.local) == (True, False)
 
 
 def test_without_a_record_of_denials_every_request_asks_the_store(demo_data, clock, settings):
     settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "DENY_CACHE_SIZE": 0}
-    admin = {"HTTP_X_API_KEY": demo_data["free"]}
-    verdicts = [pipeline.check(RequestFactory().get("/acp/admin/ping", **admin)) for _ in range(53)]
+    verdicts = [admin_verdict(demo_data) for _ in range(53)]
     assert [(v.allowed, v.local) for v in verdicts[49:]] == [(True, False)] + [(False, False)] * 3
 
 
@@ -59,15 +57,10 @@ def test_a_store_that_lost_its_state_clears_the_record_of_denials(demo_data, clo
         return decision
 
     monkeypatch.setattr(backend, "check", check)
-    admin = {"HTTP_X_API_KEY": demo_data["free"]}
-
-    def admin_verdict():
-        return pipeline.check(RequestFactory().get("/acp/admin/ping", **admin))
-
     # tenant-api-group-tiers.md: the free tier's Admin group takes 50 at once.
-    verdicts = [admin_verdict() for _ in range(52)]
+    verdicts = [admin_verdict(demo_data) for _ in range(52)]
     assert [(v.allowed, v.local) for v in verdicts[-2:]] == [(False, False), (False, True)]
     told[0] = 0  # the store was flushed: the next answer (another counter's) says so
     assert pipeline.check(RequestFactory().get("/v1/status")).allowed
-    after = admin_verdict()
+    after = admin_verdict(demo_data)
     assert after.local is False  # asked the store again, not the stale record

@@ -8,10 +8,8 @@ import pytest
 from oauth2_provider import oauth2_validators
 
 from ratelimit_app import runtime
-from ratelimit_app.bans.rows import lift_bans
-from ratelimit_app.counters.base import BackendUnavailable
 from ratelimit_app.models import CredentialBan
-from tests.test_bans import flush_counters, update_rule
+from tests.test_bans import flush_counters, lift_while_the_store_is_down, update_rule
 
 pytestmark = pytest.mark.django_db
 
@@ -212,11 +210,7 @@ def test_a_ban_lifted_while_the_store_was_down_is_cleared_from_it_once_it_is_bac
     client, demo_data, clock, send
 ):
     ban_the_wrong_pair(client)
-    # The store cannot be reached while the row is lifted, so it keeps the ban (an
-    # in-process store cannot go down for real: its clear is made to fail as Redis's does).
-    down = BackendUnavailable("the counter store did not answer")
-    with mock.patch.object(runtime.get_backend(), "clear", side_effect=down):
-        lift_bans(CredentialBan.objects.all())
+    lift_while_the_store_is_down()
     clock[0] += 1
     # token-endpoint-credential-bans.md: an operator's lift ends the ban, so the pair is
     # judged again (a wrong secret: 401), and its count restarts: five more failures
