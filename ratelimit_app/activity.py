@@ -18,7 +18,11 @@ import threading
 import time
 from typing import Any
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
 from ratelimit_app import hashing, runtime
+from ratelimit_app.conf import WATCHED_SETTINGS
 from ratelimit_app.counters.activity import Batch
 from ratelimit_app.counters.algorithms import BAN, LimitSpec
 from ratelimit_app.counters.base import FIELDS, BackendUnavailable, Decision
@@ -129,8 +133,11 @@ class Recorder:
             shadow, self._shadow = self._shadow, {}
             used, self._used = self._used, {}
             seen, self._seen = self._seen, set()
-        if not (throttled or shadow or used or seen):
-            return
+            if not (throttled or shadow or used or seen):
+                return
+            # The store the notes were taken for: a settings change clears the notes
+            # under this lock (below), so notes never reach a store configured after.
+            backend = runtime.get_backend()
         now = runtime.wall_clock()
         batch = Batch(
             throttled=[(group, party, at) for (group, party), at in throttled.items()],
@@ -139,7 +146,7 @@ class Recorder:
             seen=[(party, now) for party in seen],
         )
         try:
-            runtime.get_backend().write_activity(batch, now)
+            backend.write_activity(batch, now)
         except BackendUnavailable:
             logger.debug("Recent traffic not recorded: the counter store is down.")
 
@@ -172,6 +179,13 @@ class Recorder:
 
 recorder = Recorder()
 os.register_at_fork(after_in_child=recorder.forked)
+
+
+@receiver(setting_changed)
+def _clear_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    # Another store or key prefix (tests): notes taken for the old one are not the new's.
+    if setting in WATCHED_SETTINGS:
+        recorder.clear()
 
 
 def connect() -> None:

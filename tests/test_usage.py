@@ -105,3 +105,14 @@ def test_non_staff_are_sent_to_log_in_and_staff_need_to_view_tenants(
     assert client.get(URL).status_code == 403
     staff.user_permissions.add(Permission.objects.get(codename="view_tenant"))
     assert client.get(URL).status_code == 200
+
+
+def test_notes_taken_for_one_store_are_not_written_to_another(client, demo_data, clock, settings):
+    """A settings change (another store, another key prefix) drops the notes not yet
+    written: a test's refusals never show up in the next test's key space."""
+    free_admin = {"HTTP_X_API_KEY": demo_data["free"]}
+    # tenant-api-group-tiers.md: the free tier's Admin group takes 50 at once.
+    statuses = [client.get("/acp/admin/ping", **free_admin).status_code for _ in range(51)]
+    assert statuses[-1] == 429
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "KEY_PREFIX": "another"}
+    assert activity.recent().throttled == {}
