@@ -26,6 +26,7 @@ class PolicySnapshot:
     policy_revision: int = 0
     default_tier_id: int | None = None
     groups: dict[str, bool] = field(default_factory=dict)  # slug -> applies_to_all
+    group_slugs: dict[int, str] = field(default_factory=dict)  # id -> slug
     # slug -> (reset style, or "" for the setting; which limit the headers describe)
     group_headers: dict[str, tuple[str, str]] = field(default_factory=dict)
     global_groups: tuple[str, ...] = ()
