@@ -98,12 +98,16 @@ test-browser: $(STAMP)
 test-newest:
 	$(MAKE) test VENV=.venv-newest PYTHON="$$(sh tests/newest_python.sh)" DJANGO_SPEC="Django>=6,<7"
 
-# Side by side with DRF's throttles, django-ratelimit and limits; see docs/benchmarks.md.
+# Side by side with DRF's throttles, django-ratelimit and limits, then issue 15's targets
+# (the outside harness, policy at scale, a ban storm), each "met" or "missed";
+# see docs/benchmarks.md.
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) bench/run.py
 	$(PY) bench/cluster_capacity.py
 	$(PY) bench/outside_harness.py
+	$(PY) bench/snapshot_scale.py
+	$(PY) bench/ban_storm.py
 
 # Issue 15's overhead targets in the outside harness's set-up: one process, Django's
 # default middleware, GETs from one address, the app by its decorator and limits by its

@@ -32,6 +32,7 @@ DATABASE_URL = os.environ.get(
     "BENCH_STORM_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ratelimit_bench_storm"
 )
 LOAD_PROCESSES, LOAD_THREADS = 2, 4
+STORM_TARGET, P99_TARGET, PLAIN_TARGET = 0.9, 2.0, 0.85
 # Settings for the served process: the demo's, with the limiter taken out if asked.
 SETTINGS = """
 import os
@@ -242,6 +243,26 @@ def timeline(samples, start):
     return [counts.get(second, 0) for second in range(max(counts) + 1)] if counts else []
 
 
+def target_lines(report):
+    """Issue 15's throughput targets, each with its measured value and met or missed."""
+    steady, stormy = report["steady"], report["storm"]
+    lines = [
+        f"storm / steady requests a second: {report['storm_ratio']} "
+        f"({stormy['rps_median']} / {steady['rps_median']}), target >= {STORM_TARGET}: "
+        + ("met" if report["storm_ratio"] >= STORM_TARGET else "missed"),
+        f"storm / steady p99: {report['p99_ratio']} ({stormy['p99_ms']} / {steady['p99_ms']} ms), "
+        f"target < {P99_TARGET}: " + ("met" if report["p99_ratio"] < P99_TARGET else "missed"),
+    ]
+    if "plain_ratio" in report:
+        plain = report["unlimited"]["rps_median"]
+        lines.append(
+            f"limited / unlimited requests a second: {report['plain_ratio']} "
+            f"({steady['rps_median']} / {plain}), target >= {PLAIN_TARGET}: "
+            + ("met" if report["plain_ratio"] >= PLAIN_TARGET else "missed")
+        )
+    return lines
+
+
 def main():
     args = parse()
     prepare_database(args.tree, args.tenants)
@@ -276,6 +297,8 @@ def main():
         plain_rps = max(1, report["unlimited"]["rps_median"])
         report["plain_ratio"] = round(steady["rps_median"] / plain_rps, 2)
     print(json.dumps(report))
+    for line in target_lines(report):
+        print(line)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1))
 
