@@ -59,6 +59,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "ratelimit_app/policy/__init__.py",
         "ratelimit_app/policy/build.py",
         "ratelimit_app/policy/entries.py",
+        "ratelimit_app/policy/fetch.py",
         "ratelimit_app/policy/holder.py",
         "ratelimit_app/policy/keys.py",
         "ratelimit_app/policy/revision.py",
@@ -110,6 +111,7 @@ OWN_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_policy_rows.py",
         "tests/test_policy_entries.py",
         "tests/test_revision.py",
+        "tests/test_fetch.py",
     ),
 }
 # Modules whose survivors of the in-process first pass run again on PostgreSQL and Redis.
