@@ -98,7 +98,9 @@ def get_snapshot_holder() -> SnapshotHolder:
         with _lock:
             if _snapshots is None:
                 _snapshots = SnapshotHolder(
-                    publish=publish_revision, read_remote=published_revision
+                    publish=publish_revision,
+                    read_remote=published_revision,
+                    on_lost=forget_denials,
                 )
     return _snapshots
 
@@ -108,13 +110,23 @@ def get_snapshot() -> PolicySnapshot:
     return get_snapshot_holder().get()
 
 
-def publish_revision(number: int, only_if_missing: bool = False) -> None:
-    """Make revision ``number`` known to every process through the counter store; if the
-    store is down, processes find it in the database within POLICY_FALLBACK_INTERVAL."""
+def forget_denials() -> None:
+    """Forget the process's record of denials: the counters it mirrors are gone (the
+    counter store was flushed or restarted)."""
+    if _denials is not None:
+        _denials.clear()
+
+
+def publish_revision(number: int, only_if_missing: bool = False) -> bool:
+    """Make revision ``number`` known to every process through the counter store (True if
+    it took it); if the store is down, processes find it in the database within
+    POLICY_FALLBACK_INTERVAL."""
     try:
         get_backend().publish_revision(number, only_if_missing)
     except BackendUnavailable:
         logger.warning("Policy revision %d not published: the counter store is down.", number)
+        return False
+    return True
 
 
 def published_revision() -> int | None:

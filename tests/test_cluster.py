@@ -140,6 +140,35 @@ def test_ten_thousand_clients_spread_over_the_shards(demo_data, settings, redis_
     assert max(added.values()) <= total / 2, added
 
 
+def test_after_a_flush_of_every_shard_no_worker_goes_on_denying_from_its_record(
+    demo_data, settings, redis_cluster
+):
+    """A cluster's check answers do not carry the policy revision (it lives in a slot of
+    its own): each worker's policy thread reads it every POLICY_REFRESH_INTERVAL (1 s), and
+    on reading that the store lost its state, the worker forgets its record of denials.
+    Before, a worker kept answering 429 from its record for the whole Retry-After (60 s
+    at the OTP endpoint's 1 a minute) although the flush had taken the counters."""
+    with serve_demo(
+        settings.DATABASES["default"], workers=WORKERS, storage_url=redis_cluster.url
+    ) as (port, _pid, _url):
+        requests = [
+            ("POST", "/test", key_headers(demo_data, f"203.0.113.{i % 20 + 1}"), None)
+            for i in range(200)
+        ]
+        statuses = [status for status, _headers in fire(port, requests)]
+        assert statuses.count(201) == 1  # every worker has seen the store deny since
+        for port_of_primary in redis_cluster.primaries():
+            client(port_of_primary).flushall()
+        flushed_at = time.monotonic()
+
+        def admitted_again():
+            return send(port, "POST", "/test", key_headers(demo_data, "203.0.113.99"))[0] == 201
+
+        # A service catching up, not a rate-limit window: a few policy-thread turns.
+        wait_until(admitted_again, 5, "an admission after the flush")
+    print(f"\nadmitted again {time.monotonic() - flushed_at:.2f} s after the flush", end="")
+
+
 def test_a_killed_primary_costs_no_5xx_and_limiting_resumes(demo_data, settings):
     """kill -9 of one primary under load: no request fails, and every shard limits again
     within the cluster's node timeout plus two seconds (one shard's breaker does not stop

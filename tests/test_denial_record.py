@@ -64,3 +64,22 @@ def test_a_store_that_lost_its_state_clears_the_record_of_denials(demo_data, clo
     assert pipeline.check(RequestFactory().get("/v1/status")).allowed
     after = admin_verdict(demo_data)
     assert after.local is False  # asked the store again, not the stale record
+
+
+def test_a_store_lost_as_the_policy_thread_reads_it_clears_the_record_of_denials(
+    demo_data, clock, monkeypatch
+):
+    """On Redis Cluster a check's answer does not tell the policy revision: the policy
+    thread's read of it is how the process learns that a flush took the counters its
+    record of denials mirrors."""
+    holder = runtime.get_snapshot_holder()
+    told = [runtime.get_snapshot().revision or 1]
+    monkeypatch.setattr(holder, "read_remote", lambda: told[0])
+    holder.poll()  # the store knows of a revision
+    # tenant-api-group-tiers.md: the free tier's Admin group takes 50 at once.
+    verdicts = [admin_verdict(demo_data) for _ in range(52)]
+    assert [(v.allowed, v.local) for v in verdicts[-2:]] == [(False, False), (False, True)]
+    told[0] = 0  # flushed: the policy thread's next read says so
+    holder.poll()
+    after = admin_verdict(demo_data)
+    assert after.local is False  # asked the store again, not the stale record

@@ -149,6 +149,29 @@ def test_a_store_that_lost_its_revision_is_told_again_at_most_once_an_interval(s
     assert published.calls == [(number, True), (number, True)]
 
 
+def test_a_store_told_again_that_reads_0_later_has_lost_its_state_again(settings):
+    """On Redis Cluster the policy thread's read is the only one that tells of a flush:
+    after the holder published the revision into an empty store, the store knows one,
+    so a later 0 is a loss (and the record of denials is forgotten) even if no read in
+    between told of the number."""
+    settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 5}
+    clock, forgotten, taken = ManualClock(), [], [True]
+    holder = SnapshotHolder(
+        clock=clock,
+        publish=lambda number, only_if_missing: taken[0],
+        on_lost=lambda: forgotten.append(clock.now),
+    )
+    holder.get()
+    assert holder.note_remote_revision(0) is False  # never heard from: told now
+    assert holder.note_remote_revision(0) is True  # it took it, and lost it again
+    assert forgotten == [clock.now]
+    taken[0] = False  # the store is down: the publication did not reach it
+    clock.now += 5
+    assert holder.note_remote_revision(0) is False
+    assert holder.note_remote_revision(0) is False
+    assert len(forgotten) == 1
+
+
 def test_the_database_revision_is_published_when_newer_and_a_rebuild_follows(settings):
     settings.RATELIMIT_APP = {**settings.RATELIMIT_APP, "POLICY_REFRESH_INTERVAL": 5}
     clock, published = ManualClock(), Published()
@@ -313,10 +336,15 @@ def test_a_process_whose_first_build_failed_builds_once_the_database_answers(dat
 
 def test_a_store_never_heard_from_has_lost_nothing(settings):
     inline(settings)
-    holder = SnapshotHolder(clock=ManualClock())
+    forgotten = []
+    holder = SnapshotHolder(clock=ManualClock(), on_lost=lambda: forgotten.append(True))
     assert holder.note_remote_revision(0) is False  # it never told of a revision
+    assert forgotten == []
     holder.note_remote_revision(3)
     assert holder.note_remote_revision(0) is True  # it told of one, and lost it
+    assert forgotten == [True]
+    assert holder.note_remote_revision(0) is False  # already known lost
+    assert forgotten == [True]
 
 
 def test_the_store_telling_of_the_held_revision_or_of_one_before_any_build_asks_nothing(

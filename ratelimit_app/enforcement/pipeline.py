@@ -187,9 +187,8 @@ def _decide(
         if denials is not None and not decision.allowed:
             denials.record(decision, revision, cost, local_now)
         if decision.policy_revision is not None:
-            holder = runtime.get_snapshot_holder()
-            if holder.note_remote_revision(decision.policy_revision) and denials is not None:
-                denials.clear()  # the store lost the counters these records mirror
+            # A store that lost its state (0) also has the record of denials forgotten.
+            runtime.get_snapshot_holder().note_remote_revision(decision.policy_revision)
     if not decision.allowed:
         _report_throttled(request, decision, group)
     return from_decision(decision, group, local=local)

@@ -34,8 +34,9 @@ from ratelimit_app.signals import policy_snapshot_refresh_failed, policy_snapsho
 
 logger = logging.getLogger("ratelimit_app")
 
-# publish(number, only_if_missing): makes a revision known through the counter store.
-Publisher = Callable[[int, bool], None]
+# publish(number, only_if_missing): makes a revision known through the counter store;
+# True when the store took it (it then knows of a revision again).
+Publisher = Callable[[int, bool], bool | None]
 # The revision the counter store was told of (0: none), or None if it cannot tell.
 RemoteReader = Callable[[], int | None]
 # After a failed refresh (the database down), wait this long before the next attempt,
@@ -47,28 +48,37 @@ RETRY_MAX_SECONDS = 30.0
 MAX_BAN_CHANGES = 10_000
 
 
-def _no_publisher(number: int, only_if_missing: bool) -> None:
+def _no_publisher(number: int, only_if_missing: bool) -> bool:
     """A holder with no counter store to tell: processes poll the database."""
+    return False
 
 
 def _no_remote() -> int | None:
     return None
 
 
+def _nothing_to_forget() -> None:
+    """A holder with nothing mirroring the store's counters."""
+
+
 class SnapshotHolder:
     """Keeps a process's snapshot fresh; ``clock`` is injectable for tests, ``publish``
     tells the counter store of a revision it lost (a flush or restart), and
-    ``read_remote`` asks the store which revision it knows of."""
+    ``read_remote`` asks the store which revision it knows of, and ``on_lost`` forgets
+    what the process mirrors of the store's counters once the store lost its state,
+    whether a check's answer or the background thread's read told of it."""
 
     def __init__(
         self,
         clock: Callable[[], float] = time.monotonic,
         publish: Publisher = _no_publisher,
         read_remote: RemoteReader = _no_remote,
+        on_lost: Callable[[], None] = _nothing_to_forget,
     ) -> None:
         self.clock = clock
         self.publish = publish
         self.read_remote = read_remote
+        self.on_lost = on_lost
         self.snapshot: PolicySnapshot | None = None
         self.checked_at = float("-inf")
         self.remote_seen_at: float | None = None
@@ -110,11 +120,14 @@ class SnapshotHolder:
         or restart): refresh if it is newer, publish the latest again if it has none.
 
         Returns True when the store has just lost its state (it knew of a revision and
-        now knows of none): what this process remembers of its counters is stale.
+        now knows of none): what this process remembers of its counters is stale, and
+        ``on_lost`` has forgotten it.
         """
         now = self.clock()
         if not number:
             lost, self.remote_known = self.remote_known, False
+            if lost:
+                self.on_lost()
             self._republish(now)
             return lost
         self.remote_seen_at, self.remote_known = now, True
@@ -233,7 +246,10 @@ class SnapshotHolder:
         # The database down: the store gets ours; the database is asked again later.
         with contextlib.suppress(DatabaseError):
             latest = max(latest, revision.current())
-        self.publish(latest, True)
+        if self.publish(latest, True):
+            # The store knows of a revision again: if it reads 0 later, it lost its state
+            # again (on Redis Cluster the policy thread's read is the only one that tells).
+            self.remote_known = True
         if latest > self.snapshot.revision:
             self._schedule_rebuild(now)
 
