@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from ratelimit_app import models
+from ratelimit_app.policy import fetch
 from ratelimit_app.policy.fetch import plain_rows
 from tests.factories import BanRuleFactory, CredentialBanFactory, LimitFactory, TenantFactory
 
@@ -58,3 +59,41 @@ def test_a_query_that_cannot_match_asks_nothing():
         rows = plain_rows(models.Tenant.objects.filter(pk__in=[]).values_list("pk"))
     assert rows == []
     assert len(queries) == 0
+
+
+@pytest.mark.django_db
+def test_postgresql_rows_are_read_in_the_binary_format_and_others_through_the_orm(
+    monkeypatch,
+):
+    """The binary read is the build's speed (docs/benchmarks.md, policy at scale): on
+    PostgreSQL with psycopg 3 every row comes through a binary cursor; elsewhere none is
+    made."""
+    formats = []
+    real = fetch._binary_cursor_class()
+
+    def spying_class():
+        if real is None:
+            return None
+
+        class Spying(real):
+            def execute(self, *args, **kwargs):
+                formats.append(self.format)
+                return super().execute(*args, **kwargs)
+
+        return Spying
+
+    monkeypatch.setattr(fetch, "_binary_cursor_class", spying_class)
+    TenantFactory(slug="one")
+    assert plain_rows(models.Tenant.objects.values_list("slug")) == [("one",)]
+    assert formats == ([fetch.BINARY] if connection.vendor == "postgresql" else [])
+
+
+@pytest.mark.django_db
+def test_the_query_is_not_kept_where_django_keeps_none(settings):
+    """Django keeps queries only with DEBUG (or while a test captures them): a build's
+    queries are not kept either, or every rebuild would add to a list nobody reads."""
+    settings.DEBUG = False
+    connection.queries_log.clear()
+    assert connection.queries_logged is False
+    plain_rows(models.Tenant.objects.values_list("slug"))
+    assert len(connection.queries_log) == 0

@@ -173,6 +173,17 @@ def test_equal_limits_are_one_entry_and_a_bad_row_skips_only_itself(caplog):
 
 
 @pytest.mark.django_db
+def test_equal_numbers_in_two_groups_are_two_entries_each_in_its_group():
+    tier = TierFactory()
+    for slug in ("web", "api"):
+        group = EndpointGroupFactory(slug=slug)
+        LimitFactory(group=group, tier=tier, scope="ip", rate=7, period=60, burst=None)
+    snapshot = build_snapshot()
+    assert [limit.group for limit in snapshot.tier_limits[("web", tier.pk)]] == ["web"]
+    assert [limit.group for limit in snapshot.tier_limits[("api", tier.pk)]] == ["api"]
+
+
+@pytest.mark.django_db
 def test_limits_are_in_the_models_order_not_the_values_order():
     """models.Limit orders by scope then period: a minute's limit before an hour's, whatever
     the algorithm's name."""
