@@ -149,6 +149,17 @@ def test_a_store_that_lost_its_revision_is_told_again_at_most_once_an_interval(s
     assert published.calls == [(number, True), (number, True)]
 
 
+def test_a_holder_with_no_store_to_tell_never_counts_a_loss(settings):
+    """Without a publisher nothing made the store know a revision: a 0 is never a loss."""
+    inline(settings)
+    forgotten = []
+    holder = SnapshotHolder(clock=ManualClock(), on_lost=lambda: forgotten.append(True))
+    holder.get()
+    assert holder.note_remote_revision(0) is False
+    assert holder.note_remote_revision(0) is False
+    assert forgotten == []
+
+
 def test_a_store_told_again_that_reads_0_later_has_lost_its_state_again(settings):
     """On Redis Cluster the policy thread's read is the only one that tells of a flush:
     after the holder published the revision into an empty store, the store knows one,
