@@ -1,6 +1,6 @@
 """The backend interface and the Decision every surface reads."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +95,22 @@ class Decision:
     @property
     def binding(self) -> LimitResult | None:
         """The result whose figures the headers show (None: only ban checks, all clear)."""
-        return None if self._binding is None else self.results[self._binding]
+        if self._binding is None:
+            return None
+        if self._results is None:
+            # That limit's alone: metrics ask for it on every request, the others' are
+            # seldom needed.
+            return _result(self, self._binding)
+        return self._results[self._binding]
+
+    def figures(self) -> Iterator[tuple[LimitSpec, bool, int, int]]:
+        """(spec, allowed, limit, remaining) of every limit as the store sent them, without
+        the LimitResults (metrics read them on every request); ``results`` gives a limit
+        a denial by another did not charge its remaining back."""
+        figures = self._figures
+        for index, spec in enumerate(self._specs):
+            at = index * FIELDS
+            yield spec, figures[at] == 1, figures[at + 1], figures[at + 2]
 
 
 def _result(decision: Decision, index: int) -> LimitResult:

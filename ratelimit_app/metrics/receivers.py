@@ -87,13 +87,12 @@ def on_verdict(verdict: Verdict) -> None:
 def _count_limits(metrics: families.Families, group: str, decision: Decision) -> None:
     """An allowed request's shadow limits that would have denied it (the dry run of a
     limit), and the limits it left under NEAR_LIMIT_RATIO of their capacity."""
-    for result in decision.results:
-        spec = result.spec
+    for spec, allowed, limit, remaining in decision.figures():
         if spec.algorithm == BAN:
             continue
-        if not result.allowed:  # only a shadow limit denies an allowed request
+        if not allowed:  # only a shadow limit denies an allowed request
             child(metrics.decisions, group, spec.name, "shadow_denied").inc()
-        elif result.remaining < NEAR_LIMIT_RATIO * result.limit:
+        elif remaining < NEAR_LIMIT_RATIO * limit:
             child(metrics.near_limit, group, spec.name).inc()
 
 
