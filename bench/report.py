@@ -172,6 +172,7 @@ def write_report(results, docs):
     page = template.format(
         when=results["when"],
         machine=f"{machine['cpu']} ({machine['cpus']} cores), {machine['platform']}",
+        round_trip=f"{overheads(results)[(LIMITS_FIXED, results['reference_size'])][0]:.0f}",
         versions=versions,
         size=results["reference_size"],
         targets=verdicts,
