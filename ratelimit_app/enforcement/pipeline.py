@@ -131,10 +131,9 @@ def _resolve(
     if not specs:
         return Verdict(decision=None, group=group)
     # 5. One counter-store call, reconciled with the ban rows.
-    verdict = _decide(request, specs, group, snapshot, cost, config)
-    if who.api_key_id is not None and verdict.decision is not None:
-        # The console's record of a key's last use, whichever limits applied.
-        verdict = replace(verdict, api_key_party=party_of("api_key", who.api_key_id))
+    # The console's record of a key's last use, whichever limits applied.
+    key_party = party_of("api_key", who.api_key_id) if who.api_key_id is not None else ""
+    verdict = _decide(request, specs, group, snapshot, cost, config, key_party)
     if watched is None:
         return verdict
     if verdict.decision is None:  # the store failed: its failures are still tried after
@@ -142,7 +141,7 @@ def _resolve(
     settlement = ban_stage.settle(watched, snapshot, verdict.decision, base, now)
     if settlement.check_again:
         # The store held a ban lifted while it was down: cleared now, so ask once more.
-        verdict = _decide(request, specs, group, snapshot, cost, config)
+        verdict = _decide(request, specs, group, snapshot, cost, config, key_party)
         return replace(verdict, watched=watched)
     return from_decision(settlement.decision, group, watched)
 
@@ -172,6 +171,7 @@ def _decide(
     snapshot: PolicySnapshot,
     cost: int,
     config: dict[str, Any],
+    api_key_party: str = "",
 ) -> Verdict:
     """One backend call for ``specs`` (none for a key known to be over its limit), with
     the failure mode applied."""
@@ -191,7 +191,7 @@ def _decide(
             runtime.get_snapshot_holder().note_remote_revision(decision.policy_revision)
     if not decision.allowed:
         _report_throttled(request, decision, group)
-    return from_decision(decision, group, local=local)
+    return from_decision(decision, group, local=local, api_key_party=api_key_party)
 
 
 def _report_throttled(request: HttpRequest, decision: Decision, group: str | None) -> None:

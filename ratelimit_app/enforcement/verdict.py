@@ -42,10 +42,14 @@ def tenant_inactive(group: str | None) -> Verdict:
 
 
 def from_decision(
-    decision: Decision, group: str | None, watched: BanWatch | None = None, local: bool = False
+    decision: Decision,
+    group: str | None,
+    watched: BanWatch | None = None,
+    local: bool = False,
+    api_key_party: str = "",
 ) -> Verdict:
     """The Verdict of a Decision the counter store (or the ban rows, or with ``local`` the
-    process's record of denials) gave."""
+    process's record of denials) gave; ``api_key_party`` is the presented key's."""
     return Verdict(
         decision=decision,
         group=group,
@@ -53,6 +57,7 @@ def from_decision(
         retry_after=decision.retry_after,
         watched=watched,
         local=local,
+        api_key_party=api_key_party,
     )
 
 
