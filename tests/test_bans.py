@@ -14,7 +14,8 @@ from project.demo import views
 from ratelimit_app import runtime
 from ratelimit_app.conf import get_config
 from ratelimit_app.counters.base import BackendUnavailable
-from ratelimit_app.models import BanRule, CredentialBan
+from ratelimit_app.enforcement.specs import party_of
+from ratelimit_app.models import ApiKey, BanRule, CredentialBan
 
 pytestmark = pytest.mark.django_db
 
@@ -405,8 +406,9 @@ def test_the_check_made_again_after_clearing_a_lifted_ban_is_the_requests_verdic
         return real_check(specs, 10**6, now=now)  # more than any limit of the group
 
     client_id, secret = WRONG
+    key = demo_data["free"]  # a request presenting an API key: the console notes its use
     request = RequestFactory().post(
-        "/connect/token", {"client_id": client_id, "client_secret": secret}
+        "/connect/token", {"client_id": client_id, "client_secret": secret}, HTTP_X_API_KEY=key
     )
     with mock.patch.object(backend, "check", side_effect=check), caplog.at_level(logging.INFO):
         verdict = pipeline.check(request)
@@ -417,6 +419,8 @@ def test_the_check_made_again_after_clearing_a_lifted_ban_is_the_requests_verdic
     else:
         assert verdict.allowed is False
         assert "Throttled POST /connect/token event=denied" in caplog.text
+        key_id = ApiKey.objects.get(prefix=key.split(".")[0]).pk
+        assert verdict.api_key_party == party_of("api_key", key_id)
 
 
 def test_ietf_headers_list_limits_not_the_ban_check(client, demo_data, settings):

@@ -31,6 +31,16 @@ def test_a_verdict_names_the_api_key_presented_as_a_keyed_hash(demo_data, clock)
     assert anonymous.decision is not None and anonymous.api_key_party == ""
 
 
+def test_a_pair_refused_for_its_ban_names_no_api_key(client, demo_data, clock):
+    """token-endpoint-credential-bans.md: five failures ban the pair; the refusal names no
+    API key when none was presented."""
+    for _ in range(5):
+        client.post("/connect/token", WRONG)
+    refused = pipeline.check(RequestFactory().post("/connect/token", WRONG))
+    assert refused.allowed is False and refused.watched is not None
+    assert refused.api_key_party == ""
+
+
 @pytest.mark.parametrize(
     "mode, expected",
     [

@@ -171,7 +171,7 @@ def _decide(
     snapshot: PolicySnapshot,
     cost: int,
     config: dict[str, Any],
-    api_key_party: str = "",
+    api_key_party: str,
 ) -> Verdict:
     """One backend call for ``specs`` (none for a key known to be over its limit), with
     the failure mode applied."""
