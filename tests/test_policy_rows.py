@@ -77,6 +77,16 @@ def test_only_enabled_ban_rules_are_read_with_no_query_per_rule():
 
 
 @pytest.mark.django_db
+def test_a_ban_whose_fingerprint_is_not_hex_is_kept_as_written():
+    """A ban row written by hand (not by the app's keyed hash) is still a ban in force."""
+    rule = BanRuleFactory()
+    ban = CredentialBanFactory(rule=rule, fingerprint="written-by-hand")
+    snapshot = build_snapshot()
+    assert snapshot.recorded_ban(rule.pk, "written-by-hand") == ban.expires_at.timestamp()
+    assert snapshot.bans[rule.pk] == {"written-by-hand": ban.expires_at.timestamp()}
+
+
+@pytest.mark.django_db
 def test_a_build_reads_bans_in_force_lifted_bans_that_would_still_run_and_no_other():
     rule = BanRuleFactory()
     now = timezone.now()

@@ -126,18 +126,13 @@ def _read_bans(snapshot: PolicySnapshot, rows: QuerySet[CredentialBan]) -> None:
     lifted = rows.exclude(lifted_at=None).values_list(
         "rule_id", "fingerprint", "expires_at", "lifted_at"
     )
-    # Nothing is lifted yet and each pair has one row in force: plain assignments
-    # (fingerprint_key written out, a call per row being a tenth of the loop).
-    fromhex, by_rule = bytes.fromhex, snapshot.bans
+    # Nothing is lifted yet and each pair has one row in force: plain assignments.
+    by_rule = snapshot.bans
     for rule_id, fingerprint, expires_at in bans:
-        try:
-            key: bytes | str = fromhex(fingerprint)
-        except ValueError:
-            key = fingerprint
         if rule_id in by_rule:
-            by_rule[rule_id][key] = expires_at
+            by_rule[rule_id][fingerprint_key(fingerprint)] = expires_at
         else:
-            by_rule[rule_id] = {key: expires_at}
+            by_rule[rule_id] = {fingerprint_key(fingerprint): expires_at}
     for rule_id, fingerprint, expires, lifted_at in plain_rows(lifted):
         _record(snapshot, rule_id, fingerprint_key(fingerprint), expires.timestamp(), lifted_at)
 
